@@ -1,0 +1,5 @@
+import sys
+
+from persistproc.cli import main
+
+sys.exit(main())

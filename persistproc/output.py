@@ -1,0 +1,203 @@
+"""Reading a stream's clean lines: the tail, what is new since a cursor, grep, and wait-for matching.
+
+A stream is its committed lines (a LineStore) plus the line machine's pending window, which may still
+change. Lines are numbered from 1. A cursor is the number of the last *finished* line a reader has
+seen: an unfinished last line (a prompt with no newline yet) is shown but not counted, so it is shown
+again once it is finished.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import regex
+
+from persistproc.cleantext import LineMachine
+from persistproc.errors import InvalidInput
+from persistproc.logs import LineStore
+
+MAX_LINES = 10_000
+MAX_TEXT_BYTES = 256 * 1024
+REGEX_LINE_TIMEOUT = 0.05  # seconds one line may take: a catastrophic pattern cannot hang the server
+GREP_BUDGET = 10.0  # seconds a whole grep may take before it answers with what it has
+
+
+class StreamView:
+    """One stream of one run: committed lines on disk plus the live window of its line machine."""
+
+    def __init__(self, store: LineStore, machine: LineMachine | None) -> None:
+        self.store = store
+        self.machine = machine
+
+    def feed(self, data: bytes) -> None:
+        if self.machine is not None:
+            lines = self.machine.feed(data)
+            if lines:
+                self.store.append(lines)
+
+    def finish(self) -> None:
+        if self.machine is not None:
+            self.store.append(self.machine.finish())
+            self.machine = None
+        self.store.close()
+
+    def snapshot(self) -> Snapshot:
+        """Taken on the thread that feeds: a consistent picture of line counts and the window."""
+        self.store.flush()
+        if self.machine is None:
+            return Snapshot(self.store, self.store.count, [], False)
+        pending = self.machine.pending()
+        return Snapshot(self.store, self.store.count, pending, self.machine.unfinished)
+
+
+@dataclass
+class Snapshot:
+    store: LineStore
+    committed: int
+    pending: list[str]
+    unfinished: bool
+
+    @property
+    def total(self) -> int:
+        return self.committed + len(self.pending)
+
+    @property
+    def finished_total(self) -> int:
+        return self.total - (1 if self.unfinished and self.pending else 0)
+
+    def lines(self, first: int, last: int) -> list[tuple[int, str]]:
+        first, last = max(first, 1), min(last, self.total)
+        out: list[tuple[int, str]] = []
+        if first <= min(last, self.committed):
+            stored = self.store.iterate(first, min(last, self.committed))
+            out.extend(enumerate(stored, start=first))
+        for number in range(max(first, self.committed + 1), last + 1):
+            out.append((number, self.pending[number - self.committed - 1]))
+        return out
+
+
+@dataclass
+class Page:
+    lines: list[tuple[int, str]] = field(default_factory=list)
+    cursor: int = 0
+    truncated: bool = False
+    total_lines: int = 0
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "text": "\n".join(text for _, text in self.lines),
+            "line_count": len(self.lines),
+            "first_line": self.lines[0][0] if self.lines else None,
+            "last_line": self.lines[-1][0] if self.lines else None,
+            "cursor": self.cursor,
+            "total_lines": self.total_lines,
+            "truncated": self.truncated,
+        }
+        if self.note:
+            result["note"] = self.note
+        return result
+
+
+def compile_pattern(pattern: str, what: str = "pattern") -> regex.Pattern[str]:
+    if not isinstance(pattern, str) or not pattern:
+        raise InvalidInput(f"{what} must be a non-empty regular expression")
+    if len(pattern) > 2000:
+        raise InvalidInput(f"{what} is too long ({len(pattern)} characters, at most 2000)")
+    try:
+        return regex.compile(pattern)
+    except (regex.error, ValueError, OverflowError) as error:
+        raise InvalidInput(f"invalid {what} {pattern!r}: {error}") from None
+
+
+def check_lines(lines: int) -> int:
+    if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= MAX_LINES:
+        raise InvalidInput(f"lines must be a whole number from 1 to {MAX_LINES}, got {lines!r}")
+    return lines
+
+
+def search(pattern: regex.Pattern[str], text: str) -> bool:
+    try:
+        return pattern.search(text, timeout=REGEX_LINE_TIMEOUT) is not None
+    except TimeoutError:
+        return False
+
+
+def _cap(lines: list[tuple[int, str]], keep_newest: bool) -> tuple[list[tuple[int, str]], bool]:
+    """Cut a page to MAX_TEXT_BYTES, keeping the newest (tail) or the oldest (since) lines."""
+    size, kept = 0, 0
+    ordered = reversed(lines) if keep_newest else iter(lines)
+    for _, text in ordered:
+        size += len(text) + 1
+        if size > MAX_TEXT_BYTES and kept:
+            break
+        kept += 1
+    if kept == len(lines):
+        return lines, False
+    return (lines[-kept:] if keep_newest else lines[:kept]), True
+
+
+def _cursor(snapshot: Snapshot, lines: list[tuple[int, str]], since: int) -> int:
+    last = lines[-1][0] if lines else since
+    return min(last, snapshot.finished_total) if lines else min(since, snapshot.finished_total)
+
+
+def read(
+    snapshot: Snapshot, lines: int, since: int | None, pattern: regex.Pattern[str] | None
+) -> Page:
+    """The page a reader asked for. May read the whole log for grep: call it off the event loop."""
+    note = None
+    if since is not None and since > snapshot.finished_total:
+        note = (
+            f"since={since} is past the end of this run's output ({snapshot.finished_total} lines,"
+            " the process may have been restarted): showing from the start"
+        )
+        since = 0
+    if pattern is None:
+        first = since + 1 if since is not None else snapshot.total - lines + 1
+        last = snapshot.total if since is None else min(snapshot.total, since + lines)
+        page = snapshot.lines(first, last)
+        more = since is not None and last < snapshot.total
+    else:
+        page, more = _grep(snapshot, pattern, lines, since)
+    page, cut = _cap(page, keep_newest=since is None)
+    return Page(
+        lines=page,
+        cursor=_cursor(snapshot, page, since or 0) if since is not None else snapshot.finished_total,
+        truncated=cut or more,
+        total_lines=snapshot.total,
+        note=note,
+    )
+
+
+def _grep(
+    snapshot: Snapshot, pattern: regex.Pattern[str], lines: int, since: int | None
+) -> tuple[list[tuple[int, str]], bool]:
+    deadline = time.monotonic() + GREP_BUDGET
+    matches: list[tuple[int, str]] = []
+    first = (since or 0) + 1
+    for number, text in snapshot.lines(first, snapshot.total):
+        if search(pattern, text):
+            matches.append((number, text))
+            if since is not None and len(matches) >= lines:
+                return matches, number < snapshot.total
+            if since is None and len(matches) > lines:
+                del matches[0]
+        if number % 4096 == 0 and time.monotonic() > deadline:
+            raise InvalidInput(
+                f"grep took longer than {GREP_BUDGET:.0f} s and was stopped at line {number}:"
+                " use a simpler pattern or pass since= to search a smaller range"
+            )
+    return matches, False
+
+
+def find(
+    snapshot: Snapshot, pattern: regex.Pattern[str], after: int
+) -> tuple[int, str] | None:
+    """The first line after line `after` that matches, unfinished last line included."""
+    for number, text in snapshot.lines(after + 1, snapshot.total):
+        if search(pattern, text):
+            return number, text
+    return None

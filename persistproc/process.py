@@ -1,0 +1,106 @@
+"""A managed process: a stable name, its command, and its runs; and the file that remembers them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from persistproc.model import RunRecord, Status
+from persistproc.run import RAW_LOG, Run
+
+STATE_VERSION = 1
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    command: str
+    working_directory: str
+    environment: dict[str, str]  # what the client asked for, layered over the server's at start
+    merge_stderr: bool = False
+    restarts: int = 0
+    runs: list[RunRecord] = field(default_factory=list)
+    run: Run | None = None  # the current (or last) run, with its readers
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None and self.run.running
+
+    @property
+    def pid(self) -> int | None:
+        return self.runs[-1].pid if self.runs else None
+
+    def info(self) -> dict[str, Any]:
+        last = self.runs[-1] if self.runs else None
+        log_dir = Path(last.log_dir) if last else None
+        info: dict[str, Any] = {
+            "pid": last.pid if last else None,
+            "name": self.name,
+            "command": self.command,
+            "working_directory": self.working_directory,
+            "status": last.status.value if last else Status.STOPPED.value,
+            "exit_code": last.exit_code if last else None,
+            "signal": last.signal if last else None,
+            "started_at": last.started_at if last else None,
+            "ended_at": last.ended_at if last else None,
+            "restarts": self.restarts,
+            "run": last.number if last else 0,
+            "merge_stderr": self.merge_stderr,
+            "log_path": str(log_dir / RAW_LOG) if log_dir else None,
+            "clean_log_path": str(log_dir / "combined.log") if log_dir else None,
+        }
+        if self.run is not None and self.run.write_error:
+            info["log_error"] = self.run.write_error
+        return info
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "command": self.command,
+            "working_directory": self.working_directory,
+            "environment": self.environment,
+            "merge_stderr": self.merge_stderr,
+            "restarts": self.restarts,
+            "runs": [run.to_dict() for run in self.runs],
+        }
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> ManagedProcess:
+        return cls(
+            name=str(data["name"]),
+            command=str(data["command"]),
+            working_directory=str(data["working_directory"]),
+            environment={str(k): str(v) for k, v in dict(data.get("environment", {})).items()},
+            merge_stderr=bool(data.get("merge_stderr", False)),
+            restarts=int(data.get("restarts", 0)),
+            runs=[RunRecord.from_dict(run) for run in data.get("runs", [])],
+        )
+
+
+def save_state(path: Path, processes: list[ManagedProcess]) -> None:
+    """Write atomically, owner-only: the file holds the environments clients passed."""
+    payload = json.dumps(
+        {"version": STATE_VERSION, "processes": [p.to_state() for p in processes]}, indent=1
+    )
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(payload)
+    os.replace(temporary, path)
+
+
+def load_state(path: Path) -> list[ManagedProcess]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as error:
+        broken = path.with_suffix(".broken")
+        os.replace(path, broken)
+        raise RuntimeError(f"{path} could not be read ({error}); moved aside to {broken}") from None
+    return [ManagedProcess.from_state(entry) for entry in data.get("processes", [])]

@@ -1,0 +1,318 @@
+"""One run of one process: its PTYs, its output, its exit, and stopping it.
+
+Everything here runs on the event loop thread. The read callbacks are synchronous and never await:
+raw log, ring, line machines, notify waiters. The pyte screen is not fed on this path; it catches up
+from the ring when somebody asks for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from persistproc import spawn, tree
+from persistproc.cleantext import LineMachine
+from persistproc.config import RUN_MARKER_ENV
+from persistproc.errors import PersistprocError
+from persistproc.logs import LineStore, RawLog
+from persistproc.model import STREAMS, RunRecord, Status, describe_wait_status, now_iso
+from persistproc.output import Snapshot, StreamView
+from persistproc.screen import ScreenSnapshot, TerminalScreen
+
+READS_PER_WAKEUP = 16  # bounded, so one chatty child cannot starve the loop
+DRAIN_GRACE = 2.0  # after exit, how long to wait for descendants to let go of the terminal
+SCREEN_REBUILD_BYTES = 64 * 1024
+MAX_PENDING_INPUT = 1024 * 1024
+RAW_LOG = "output.raw"
+
+
+class Run:
+    def __init__(self, record: RunRecord, log_dir: Path, columns: int, rows: int) -> None:
+        self.record = record
+        self.log_dir = log_dir
+        self.columns, self.rows = columns, rows
+        self.marker = record.marker or uuid.uuid4().hex
+        record.marker = self.marker
+        self.stop_requested = False
+        self.ended = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.views: dict[str, StreamView] = {}
+        self.raw: RawLog | None = None
+        self._child: spawn.Child | None = None
+        self._open_fds: dict[int, str] = {}
+        self._exited = False
+        self._pidfd: int | None = None
+        self._input = bytearray()
+        self._screen: TerminalScreen | None = None
+        self._screen_offset = 0
+        self._screen_lock = asyncio.Lock()
+        self._usage_cache: dict[int, psutil.Process] = {}
+        self._on_end: Callable[[Run], None] | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+
+    # ----- starting -------------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        record: RunRecord,
+        command: str,
+        cwd: str,
+        env: dict[str, str],
+        merge_stderr: bool,
+        columns: int,
+        rows: int,
+        on_end: Callable[[Run], None],
+    ) -> Run:
+        log_dir = Path(record.log_dir)
+        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run = cls(record, log_dir, columns, rows)
+        run._on_end = on_end
+        child_env = {**env, RUN_MARKER_ENV: run.marker}
+        run._child = spawn.spawn(command, cwd, child_env, columns, rows, merge_stderr)
+        record.pid = run._child.pid
+        run.raw = RawLog(log_dir / RAW_LOG)
+        for stream in STREAMS:
+            run.views[stream] = StreamView(LineStore(log_dir / f"{stream}.log"), LineMachine())
+        loop = asyncio.get_running_loop()
+        run._open_fds = {run._child.terminal_fd: "stdout"}
+        if run._child.stderr_fd is not None:
+            run._open_fds[run._child.stderr_fd] = "stderr"
+        for fd, stream in run._open_fds.items():
+            loop.add_reader(fd, run._on_readable, fd, stream)
+        run._watch_exit(loop)
+        return run
+
+    @classmethod
+    def from_disk(cls, record: RunRecord, columns: int, rows: int) -> Run:
+        """A run of an earlier server: its logs are readable, nothing is running."""
+        log_dir = Path(record.log_dir)
+        run = cls(record, log_dir, columns, rows)
+        for stream in STREAMS:
+            run.views[stream] = StreamView(LineStore(log_dir / f"{stream}.log"), None)
+        run._exited = True
+        run.ended.set()
+        return run
+
+    def _watch_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self._child is not None
+        try:
+            self._pidfd = os.pidfd_open(self._child.pid)
+        except (AttributeError, OSError):
+            # No pidfd (macOS, old kernels): one thread blocks in wait() for this child.
+            popen = self._child.popen
+            threading.Thread(
+                target=lambda: (popen.wait(), loop.call_soon_threadsafe(self._on_exit)),
+                name=f"wait-{popen.pid}",
+                daemon=True,
+            ).start()
+            return
+        loop.add_reader(self._pidfd, self._on_exit)
+
+    # ----- the hot path ---------------------------------------------------------------------
+    def _on_readable(self, fd: int, stream: str) -> None:
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""  # EIO: every slave end is closed and the buffer is drained
+            if not data:
+                self._close_fd(fd)
+                return
+            self._ingest(stream, data)
+
+    def _ingest(self, stream: str, data: bytes) -> None:
+        assert self.raw is not None
+        self.raw.append(data)
+        self.views["combined"].feed(data)
+        self.views[stream].feed(data)
+        self._changed.set()
+
+    def _close_fd(self, fd: int) -> None:
+        if self._open_fds.pop(fd, None) is None:
+            return
+        asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+        self._maybe_finish()
+
+    def _on_exit(self) -> None:
+        assert self._child is not None
+        if self._child.popen.poll() is None:
+            return
+        loop = asyncio.get_running_loop()
+        if self._pidfd is not None:
+            loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self._exited = True
+        if self._open_fds:
+            self._drain_timer = loop.call_later(DRAIN_GRACE, self._hang_up)
+        self._maybe_finish()
+
+    def _hang_up(self) -> None:
+        """Descendants still hold the terminal: take what is buffered, then close it (SIGHUP)."""
+        for fd, stream in list(self._open_fds.items()):
+            self._on_readable(fd, stream)
+            self._close_fd(fd)
+
+    def _maybe_finish(self) -> None:
+        if not self._exited or self._open_fds or self.ended.is_set():
+            return
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+        assert self._child is not None and self.raw is not None
+        for view in self.views.values():
+            view.finish()
+        self.raw.close()
+        returncode = self._child.popen.returncode
+        exit_code, signal_name = describe_wait_status(returncode)
+        self.record.exit_code, self.record.signal = exit_code, signal_name
+        self.record.ended_at = now_iso()
+        if self.stop_requested:
+            self.record.status = Status.STOPPED
+        else:
+            self.record.status = Status.EXITED if returncode == 0 else Status.FAILED
+        self.ended.set()
+        self._changed.set()
+        if self._on_end is not None:
+            self._on_end(self)
+
+    # ----- readers --------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return not self.ended.is_set()
+
+    @property
+    def write_error(self) -> str | None:
+        errors = [v.store.write_error for v in self.views.values()]
+        errors.append(self.raw.write_error if self.raw else None)
+        return next((e for e in errors if e), None)
+
+    def snapshot(self, stream: str) -> Snapshot:
+        return self.views[stream].snapshot()
+
+    async def wait_changed(self, timeout: float) -> None:
+        """Return when new output arrives or the run ends, or after timeout seconds."""
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    @property
+    def alternate_screen(self) -> bool:
+        machine = self.views["combined"].machine
+        return machine is not None and machine.alternate_screen
+
+    async def screen(self) -> ScreenSnapshot:
+        async with self._screen_lock:
+            if self.raw is None:
+                data = _file_tail(self.log_dir / RAW_LOG, SCREEN_REBUILD_BYTES)
+                fresh, offset = True, 0
+            else:
+                offset = self.raw.size
+                pending = self.raw.since(self._screen_offset) if self._screen else None
+                fresh = pending is None or len(pending) > 4 * SCREEN_REBUILD_BYTES
+                data = self.raw.tail(SCREEN_REBUILD_BYTES)[1] if fresh else pending or b""
+            alternate = self.alternate_screen
+            if fresh:
+                self._screen = TerminalScreen(self.columns, self.rows)
+            screen = self._screen
+            assert screen is not None
+            prefix = b"\x1b[?1049h" if fresh and alternate else b""
+            self._screen_offset = offset
+            # pyte is slow (about 1 MB/s): feed it off the loop.
+            await asyncio.to_thread(screen.feed, prefix + data)
+            return screen.snapshot()
+
+    def usage(self) -> tuple[float, int, list[int]]:
+        if not self.running or self._child is None:
+            return 0.0, 0, []
+        processes = []
+        for process in tree.find_tree(self._child.pid, self.marker):
+            processes.append(self._usage_cache.setdefault(process.pid, process))
+        return tree.usage(processes)
+
+    # ----- input and size -------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if not self.running or self._child is None or self._child.terminal_fd not in self._open_fds:
+            raise PersistprocError("the process is not running: input cannot be delivered")
+        if len(self._input) + len(data) > MAX_PENDING_INPUT:
+            raise PersistprocError("the process is not reading its input: 1 MiB already waits")
+        self._input += data
+        self._flush_input()
+
+    def _flush_input(self) -> None:
+        assert self._child is not None
+        fd = self._child.terminal_fd
+        loop = asyncio.get_running_loop()
+        try:
+            written = os.write(fd, self._input) if self._input else 0
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            self._input.clear()
+            written = 0
+        del self._input[:written]
+        loop.remove_writer(fd)
+        if self._input and fd in self._open_fds:
+            loop.add_writer(fd, self._flush_input)
+
+    def resize(self, columns: int, rows: int) -> None:
+        self.columns, self.rows = columns, rows
+        if self._child is not None and self.running:
+            # stderr's terminal first, so a SIGWINCH handler that reads either sees the new size
+            for fd in reversed(self._child.fds):
+                if fd in self._open_fds:
+                    spawn.set_window_size(fd, columns, rows)
+        if self._screen is not None:
+            self._screen.resize(columns, rows)
+
+    # ----- stopping -------------------------------------------------------------------------
+    async def stop(self, force: bool, timeout: float) -> None:
+        """Signal the whole tree; SIGKILL after timeout; return when all of it is gone."""
+        if self._child is None or not self.running:
+            return
+        self.stop_requested = True
+        loop = asyncio.get_running_loop()
+        signum = tree.KILL if force else tree.TERMINATE
+        deadline = loop.time() + (0 if force else timeout)
+        give_up = loop.time() + timeout + 15
+        processes = await asyncio.to_thread(tree.find_tree, self._child.pid, self.marker)
+        tree.signal_tree(processes, signum)
+        while True:
+            processes = tree.alive(processes)
+            if not processes and self._exited:
+                # one more look for stragglers that were forked while we were signalling
+                processes = await asyncio.to_thread(tree.find_tree, self._child.pid, self.marker)
+                if not processes:
+                    break
+                tree.signal_tree(processes, signum)
+            if signum != tree.KILL and loop.time() >= deadline:
+                signum = tree.KILL
+                processes = await asyncio.to_thread(tree.find_tree, self._child.pid, self.marker)
+                tree.signal_tree(processes, signum)
+            if loop.time() > give_up:
+                pids = ", ".join(str(p.pid) for p in processes)
+                raise PersistprocError(f"processes survived SIGKILL (pids {pids})")
+            # polling the OS for the exit of processes that are not our children
+            await asyncio.sleep(0.02)
+        if self._open_fds:
+            self._hang_up()
+        await self.ended.wait()
+
+
+def _file_tail(path: Path, size: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(handle.seek(0, os.SEEK_END) - size, 0))
+            return handle.read()
+    except OSError:
+        return b""

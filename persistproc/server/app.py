@@ -1,0 +1,84 @@
+"""The HTTP application: MCP at /mcp (and /mcp/), a health route, Host and Origin checks on all."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from persistproc import __version__
+from persistproc.config import MCP_PATH
+from persistproc.hostcheck import is_allowed_origin, is_loopback_host
+from persistproc.server.tools import build_mcp
+from persistproc.supervisor import Supervisor
+
+
+class GuardMiddleware:
+    """Refuse foreign Host (421) and Origin (403) on every HTTP request and WebSocket upgrade, and
+    serve /mcp and /mcp/ alike (some clients do not follow a redirect)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = None
+        if not is_loopback_host(headers.get("host")):
+            refusal = (421, "Host header must name this machine's loopback interface")
+        elif not is_allowed_origin(headers.get("origin")):
+            refusal = (403, "requests from web pages of other origins are refused")
+        if refusal is not None:
+            await _refuse(scope, receive, send, *refusal)
+            return
+        if scope["path"] == MCP_PATH:
+            scope = {**scope, "path": MCP_PATH + "/", "raw_path": (MCP_PATH + "/").encode()}
+        await self.app(scope, receive, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    if scope["type"] == "websocket":
+        await receive()  # the connect event
+        await send({"type": "websocket.close", "code": 1008, "reason": message})
+        return
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def build_app(supervisor: Supervisor) -> Starlette:
+    mcp_app = build_mcp(supervisor).http_app(path="/", host_origin_protection=False)
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse(
+            {"name": "persistproc", "version": __version__, "processes": len(supervisor.list())}
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with mcp_app.lifespan(app):
+            await supervisor.load()
+            try:
+                yield
+            finally:
+                await supervisor.shutdown()
+
+    routes: list[Any] = [Route("/health", health), Mount(MCP_PATH, app=mcp_app)]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(GuardMiddleware)
+    return app

@@ -1,0 +1,436 @@
+"""The one facade the adapters (MCP tools, HTTP routes) call. It owns every managed process.
+
+All methods run on the event loop thread; the registry has that single owner, so it needs no lock.
+Operations on one process (start, stop, restart, remove) are serialised by that process's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from persistproc import output, paths, spawn, tree
+from persistproc.config import DEFAULT_COLUMNS, DEFAULT_ROWS
+from persistproc.errors import Conflict, InvalidInput, NotFound, PersistprocError
+from persistproc.keys import encode_keys
+from persistproc.model import STREAMS, RunRecord, Status, derive_name, now_iso, validate_name
+from persistproc.process import ManagedProcess, load_state, save_state
+from persistproc.run import Run
+
+log = logging.getLogger("persistproc")
+
+MAX_WAIT = 3600.0
+# Sizes that would make a child's terminal lie to it; the PTY's own size is the truth.
+_DROPPED_ENV = ("COLUMNS", "LINES")
+
+
+class Supervisor:
+    def __init__(self, data_dir: Path, columns: int = DEFAULT_COLUMNS, rows: int = DEFAULT_ROWS):
+        self.data_dir = paths.ensure_private_dir(data_dir)
+        self.columns, self.rows = columns, rows
+        self._processes: dict[str, ManagedProcess] = {}
+        self.default_directory = os.getcwd()
+
+    # ----- lifecycle ------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Restore the list of an earlier server; its runs ended with it, their logs stay."""
+        for process in load_state(paths.state_file(self.data_dir)):
+            for record in process.runs:
+                if record.status is Status.RUNNING:
+                    # The server that ran it is gone; make sure nothing of the run outlived it.
+                    strays = await asyncio.to_thread(tree.find_tree, None, record.marker)
+                    tree.signal_tree(strays, tree.KILL)
+                    record.status, record.ended_at = Status.STOPPED, now_iso()
+            if process.runs:
+                process.run = Run.from_disk(process.runs[-1], self.columns, self.rows)
+            self._processes[process.name] = process
+        self._save()
+
+    async def shutdown(self) -> None:
+        running = [p for p in self._processes.values() if p.running]
+        await asyncio.gather(
+            *(self._stop_run(p, force=False, timeout=5) for p in running), return_exceptions=True
+        )
+        self._save()
+
+    def _save(self) -> None:
+        try:
+            save_state(paths.state_file(self.data_dir), list(self._processes.values()))
+        except OSError as error:
+            log.error("could not save the process list: %s", error)
+
+    # ----- lookup ---------------------------------------------------------------------------
+    def resolve(self, pid: int | None = None, name: str | None = None) -> ManagedProcess:
+        if name is not None and not isinstance(name, str):
+            raise InvalidInput("name must be a string")
+        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int)):
+            raise InvalidInput("pid must be a whole number")
+        if name:
+            found = self._processes.get(name)
+            if found is None:
+                raise NotFound(f"no process named {name!r}; known: {self._known()}")
+            if pid is not None and found.pid != pid:
+                raise InvalidInput(f"pid {pid} is not the current pid of {name!r} ({found.pid})")
+            return found
+        if pid is None:
+            raise InvalidInput("give the process's pid or name")
+        for process in self._processes.values():
+            if process.pid == pid:
+                return process
+        for process in self._processes.values():  # a pid of an earlier run still finds it
+            if any(run.pid == pid for run in process.runs):
+                return process
+        raise NotFound(f"no process with pid {pid}; known: {self._known()}")
+
+    def _known(self) -> str:
+        names = [f"{p.name} (pid {p.pid})" for p in self._processes.values()]
+        return ", ".join(names) if names else "none (start one with start_process)"
+
+    # ----- start, stop, restart -------------------------------------------------------------
+    async def start(
+        self,
+        command: str,
+        working_directory: str,
+        environment: dict[str, str] | None = None,
+        name: str | None = None,
+        merge_stderr: bool = False,
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        if not isinstance(command, str) or not command.strip():
+            raise InvalidInput("command is empty: give a shell command line such as 'npm run dev'")
+        if "\x00" in command:
+            raise InvalidInput("command contains a NUL character")
+        directory = _check_directory(working_directory)
+        env = _check_environment(environment)
+        spawn.check_command(command, self._child_env(env))
+        if name is not None:
+            try:
+                validate_name(name)
+            except ValueError as error:
+                raise InvalidInput(str(error)) from None
+        same = self._find_same(command, directory, name)
+        if same is not None and same.running and not replace:
+            return {**same.info(), "already_running": True}
+        if same is None and name is not None and name in self._processes:
+            other = self._processes[name]
+            if other.running and not replace:
+                raise Conflict(
+                    f"name {name!r} is used by running process pid {other.pid} ({other.command!r})"
+                    " in " + other.working_directory + ": pick another name or pass replace=true"
+                )
+            same = other
+        if same is None:
+            same = ManagedProcess(
+                name=name or derive_name(command, self._processes),
+                command=command,
+                working_directory=directory,
+                environment=env,
+                merge_stderr=merge_stderr,
+            )
+            await self._launch(same, is_restart=False)
+            self._processes[same.name] = same
+            self._save()
+            return {**same.info(), "already_running": False}
+        async with same.lock:
+            if same.running:
+                await self._stop_run(same, force=False, timeout=10)
+            same.command, same.working_directory, same.environment = command, directory, env
+            same.merge_stderr = merge_stderr
+            await self._launch(same, is_restart=bool(same.runs))
+        self._save()
+        return {**same.info(), "already_running": False}
+
+    def _find_same(self, command: str, directory: str, name: str | None) -> ManagedProcess | None:
+        for process in self._processes.values():
+            if process.command == command and process.working_directory == directory:
+                if name is None or process.name == name:
+                    return process
+        return None
+
+    def _child_env(self, overlay: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+        env["TERM"] = "xterm-256color"
+        env.update(overlay)
+        return env
+
+    async def _launch(self, process: ManagedProcess, is_restart: bool) -> None:
+        number = (process.runs[-1].number + 1) if process.runs else 1
+        record = RunRecord(
+            number=number,
+            pid=None,
+            started_at=now_iso(),
+            log_dir=str(paths.run_dir(self.data_dir, process.name, number)),
+        )
+        process.run = Run.start(
+            record,
+            process.command,
+            process.working_directory,
+            self._child_env(process.environment),
+            process.merge_stderr,
+            self.columns,
+            self.rows,
+            on_end=lambda _run: self._save(),
+        )
+        process.runs.append(record)
+        if is_restart:
+            process.restarts += 1
+        log.info("started %s (pid %s, run %s)", process.name, record.pid, number)
+
+    async def _stop_run(self, process: ManagedProcess, force: bool, timeout: float) -> None:
+        if process.run is not None and process.run.running:
+            await process.run.stop(force, timeout)
+            log.info("stopped %s", process.name)
+
+    async def stop(
+        self, pid: int | None, name: str | None, force: bool = False, timeout: float = 10
+    ) -> dict[str, Any]:
+        timeout = _check_timeout(timeout, "timeout", 600)
+        process = self.resolve(pid, name)
+        async with process.lock:
+            was_running = process.running
+            await self._stop_run(process, force, timeout)
+        self._save()
+        result = process.info()
+        if not was_running:
+            result["note"] = "the process was not running"
+        return result
+
+    async def restart(self, pid: int | None, name: str | None) -> dict[str, Any]:
+        process = self.resolve(pid, name)
+        async with process.lock:
+            await self._stop_run(process, force=False, timeout=10)
+            await self._launch(process, is_restart=True)
+        self._save()
+        return process.info()
+
+    async def remove(self, pid: int | None, name: str | None) -> dict[str, Any]:
+        process = self.resolve(pid, name)
+        async with process.lock:
+            await self._stop_run(process, force=False, timeout=10)
+            self._processes.pop(process.name, None)
+        self._save()
+        await asyncio.to_thread(
+            shutil.rmtree, self.data_dir / "processes" / process.name, ignore_errors=True
+        )
+        return {**process.info(), "removed": True}
+
+    # ----- reading --------------------------------------------------------------------------
+    def list(self, working_directory: str | None = None) -> list[dict[str, Any]]:
+        processes = list(self._processes.values())
+        if working_directory:
+            base = os.path.normpath(working_directory)
+            processes = [
+                p
+                for p in processes
+                if p.working_directory == base or p.working_directory.startswith(base + os.sep)
+            ]
+        return [p.info() for p in processes]
+
+    async def status(self, pid: int | None, name: str | None) -> dict[str, Any]:
+        process = self.resolve(pid, name)
+        info = process.info()
+        if process.run is not None:
+            cpu, rss, ports = await asyncio.to_thread(process.run.usage)
+            snapshot = process.run.snapshot("combined")
+            info.update(
+                cpu_percent=round(cpu, 1),
+                memory_bytes=rss,
+                listening_ports=ports,
+                output_lines=snapshot.total,
+                columns=process.run.columns,
+                rows=process.run.rows,
+            )
+        return info
+
+    def _run_of(self, process: ManagedProcess, run_number: int | None) -> Run:
+        if run_number is None or (process.runs and run_number == process.runs[-1].number):
+            if process.run is None:
+                raise NotFound(f"{process.name!r} has no run yet")
+            return process.run
+        for record in process.runs:
+            if record.number == run_number:
+                return Run.from_disk(record, self.columns, self.rows)
+        numbers = ", ".join(str(r.number) for r in process.runs)
+        raise NotFound(f"{process.name!r} has no run {run_number}; runs: {numbers}")
+
+    async def output(
+        self,
+        pid: int | None,
+        name: str | None,
+        stream: str = "combined",
+        lines: int = 100,
+        since: int | None = None,
+        grep: str | None = None,
+        run_number: int | None = None,
+    ) -> dict[str, Any]:
+        _check_stream(stream)
+        output.check_lines(lines)
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+            raise InvalidInput(f"since must be a line number of 0 or more, got {since!r}")
+        pattern = output.compile_pattern(grep, "grep") if grep is not None else None
+        process = self.resolve(pid, name)
+        run = self._run_of(process, run_number)
+        snapshot = run.snapshot(stream)
+        page = await asyncio.to_thread(output.read, snapshot, lines, since, pattern)
+        return {**page.to_dict(), "stream": stream, "process": process.info()}
+
+    async def screen(self, pid: int | None, name: str | None) -> dict[str, Any]:
+        process = self.resolve(pid, name)
+        if process.run is None:
+            raise NotFound(f"{process.name!r} has no run yet")
+        shot = await process.run.screen()
+        return {
+            "columns": shot.columns,
+            "rows": shot.rows,
+            "lines": shot.lines,
+            "text": shot.text(),
+            "cursor": {
+                "row": shot.cursor_row,
+                "column": shot.cursor_column,
+                "visible": shot.cursor_visible,
+            },
+            "alternate_screen": shot.alternate_screen,
+            "title": shot.title,
+            "process": process.info(),
+        }
+
+    async def send(
+        self, pid: int | None, name: str | None, text: str | None, keys: list[str] | None
+    ) -> dict[str, Any]:
+        if text is not None and not isinstance(text, str):
+            raise InvalidInput("text must be a string")
+        if keys is not None and (
+            not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
+        ):
+            raise InvalidInput("keys must be a list of key names such as ['enter'] or ['ctrl-c']")
+        if not text and not keys:
+            raise InvalidInput("give text, keys, or both")
+        try:
+            data = (text or "").encode("utf-8") + encode_keys(keys or [])
+        except ValueError as error:
+            raise InvalidInput(str(error)) from None
+        process = self.resolve(pid, name)
+        if process.run is None or not process.run.running:
+            raise PersistprocError(f"{process.name!r} is not running: input cannot be delivered")
+        process.run.write(data)
+        return {"bytes_sent": len(data), "process": process.info()}
+
+    async def wait(
+        self,
+        pid: int | None,
+        name: str | None,
+        pattern: str,
+        timeout: float = 30,
+        since: int | None = None,
+        stream: str = "combined",
+    ) -> dict[str, Any]:
+        _check_stream(stream)
+        timeout = _check_timeout(timeout, "timeout", MAX_WAIT)
+        compiled = output.compile_pattern(pattern)
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+            raise InvalidInput(f"since must be a line number of 0 or more, got {since!r}")
+        process = self.resolve(pid, name)
+        if process.run is None:
+            raise NotFound(f"{process.name!r} has no run yet")
+        return await self._wait(process, process.run, compiled, timeout, since, stream)
+
+    async def _wait(
+        self,
+        process: ManagedProcess,
+        run: Run,
+        pattern: Any,
+        timeout: float,
+        since: int | None,
+        stream: str,
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        after = run.snapshot(stream).finished_total if since is None else since
+        while True:
+            ended = not run.running
+            snapshot = run.snapshot(stream)
+            found = await asyncio.to_thread(output.find, snapshot, pattern, after)
+            if found is not None:
+                number, line = found
+                return {"matched": True, "line": line, "line_number": number, "cursor": number,
+                        "reason": "matched", "process": process.info()}
+            after = max(after, snapshot.finished_total)
+            remaining = deadline - loop.time()
+            if ended or remaining <= 0:
+                return {"matched": False, "line": None, "line_number": None, "cursor": after,
+                        "reason": "exited" if ended else "timeout", "process": process.info()}
+            await run.wait_changed(remaining)
+
+    async def start_and_wait(
+        self, wait_for: str | None, wait_timeout: float, **start: Any
+    ) -> dict[str, Any]:
+        """start_process: start (or find) the process, then optionally wait for a ready line."""
+        compiled = output.compile_pattern(wait_for, "wait_for") if wait_for is not None else None
+        timeout = _check_timeout(wait_timeout, "wait_timeout", MAX_WAIT)
+        result = await self.start(**start)
+        return await self._ready(result, compiled, timeout)
+
+    async def restart_and_wait(
+        self, pid: int | None, name: str | None, wait_for: str | None, wait_timeout: float
+    ) -> dict[str, Any]:
+        compiled = output.compile_pattern(wait_for, "wait_for") if wait_for is not None else None
+        timeout = _check_timeout(wait_timeout, "wait_timeout", MAX_WAIT)
+        return await self._ready(await self.restart(pid, name), compiled, timeout)
+
+    async def _ready(
+        self, result: dict[str, Any], pattern: Any, timeout: float
+    ) -> dict[str, Any]:
+        if pattern is None:
+            return result
+        process = self._processes[result["name"]]
+        assert process.run is not None
+        waited = await self._wait(process, process.run, pattern, timeout, 0, "combined")
+        tail = process.run.snapshot("combined")
+        last = [text for _, text in tail.lines(tail.total - 19, tail.total)]
+        return {**result, **waited["process"], "ready": waited["matched"],
+                "matched_line": waited["line"], "wait_result": waited["reason"],
+                "last_lines": last}
+
+
+def _check_directory(directory: str) -> str:
+    if not isinstance(directory, str) or not directory:
+        raise InvalidInput("working_directory must be an absolute path")
+    expanded = os.path.expanduser(directory)
+    if not os.path.isabs(expanded):
+        raise InvalidInput(f"working_directory must be an absolute path, got {directory!r}")
+    if not os.path.isdir(expanded):
+        what = "is not a directory" if os.path.exists(expanded) else "does not exist"
+        raise InvalidInput(f"working_directory {directory!r} {what}")
+    return os.path.normpath(expanded)
+
+
+def _check_environment(environment: object) -> dict[str, str]:
+    if environment is None:
+        return {}
+    if not isinstance(environment, dict):
+        raise InvalidInput("environment must be an object of string names to string values")
+    for key, value in environment.items():
+        if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
+            raise InvalidInput(f"invalid environment variable name {key!r}")
+        if not isinstance(value, str):
+            raise InvalidInput(
+                f"environment value for {key!r} must be a string, got {type(value).__name__}"
+            )
+        if "\x00" in value:
+            raise InvalidInput(f"environment value for {key!r} contains a NUL character")
+    return dict(environment)
+
+
+def _check_stream(stream: str) -> None:
+    if stream not in STREAMS:
+        raise InvalidInput(f"stream must be one of {', '.join(STREAMS)}, got {stream!r}")
+
+
+def _check_timeout(value: float, what: str, limit: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit:
+        raise InvalidInput(f"{what} must be a number of seconds from 0 to {limit:g}, got {value!r}")
+    return float(value)

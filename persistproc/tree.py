@@ -1,0 +1,104 @@
+"""Find and signal every process that belongs to a run.
+
+A run's processes are found three ways, because each alone misses some: descendants of the root pid
+(lost once a grandchild is orphaned), members of the root's session (lost by `setsid`), and processes
+carrying the run's marker in their environment (lost only by a program that clears its environment).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+
+from persistproc.config import RUN_MARKER_ENV
+
+
+def _has_marker(process: psutil.Process, marker: str) -> bool:
+    try:
+        return process.environ().get(RUN_MARKER_ENV) == marker
+    except (psutil.Error, OSError):
+        return False
+
+
+def find_tree(root_pid: int | None, marker: str) -> list[psutil.Process]:
+    """Every live process of the run (the server itself excluded), root first when alive."""
+    found: dict[int, psutil.Process] = {}
+    me = os.getpid()
+    if root_pid is not None:
+        try:
+            root = psutil.Process(root_pid)
+            if root.status() != psutil.STATUS_ZOMBIE:
+                found[root.pid] = root
+            for child in root.children(recursive=True):
+                found[child.pid] = child
+        except psutil.Error:
+            pass
+    my_uid = os.getuid()
+    for process in psutil.process_iter(["pid", "uids"]):
+        pid = process.info["pid"]
+        if pid in found or pid == me:
+            continue
+        uids = process.info["uids"]
+        if uids is None or uids.real != my_uid:
+            continue
+        try:
+            in_session = root_pid is not None and os.getsid(pid) == root_pid
+        except OSError:
+            continue
+        if in_session or _has_marker(process, marker):
+            found[pid] = process
+    return [p for p in found.values() if _alive(p)]
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def signal_tree(processes: list[psutil.Process], signum: int) -> None:
+    """Signal each process and its process group (never the server's own group)."""
+    own_group = os.getpgrp()
+    groups: set[int] = set()
+    for process in processes:
+        try:
+            groups.add(os.getpgid(process.pid))
+        except OSError:
+            pass
+    for group in groups - {own_group}:
+        try:
+            os.killpg(group, signum)
+        except OSError:
+            pass
+    for process in processes:
+        try:
+            process.send_signal(signum)
+        except psutil.Error:
+            pass
+
+
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in processes if _alive(p)]
+
+
+def usage(processes: list[psutil.Process]) -> tuple[float, int, list[int]]:
+    """CPU percent since the last call, resident memory in bytes, and listening TCP ports."""
+    cpu, rss, ports = 0.0, 0, set()
+    for process in processes:
+        try:
+            with process.oneshot():
+                cpu += process.cpu_percent(interval=None)
+                rss += process.memory_info().rss
+            for conn in process.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr:
+                    ports.add(conn.laddr.port)
+        except (psutil.Error, OSError):
+            continue
+    return cpu, rss, sorted(ports)
+
+
+TERMINATE = signal.SIGTERM
+KILL = signal.SIGKILL
