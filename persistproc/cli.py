@@ -33,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)"
     )
     parser.add_argument("--port", help="port (default $PERSISTPROC_PORT or 8947)")
-    parser.add_argument("--data-dir", help="data directory (default $PERSISTPROC_DATA_DIR or the"
-                        " platform's user data directory)")
+    parser.add_argument(
+        "--data-dir",
+        help="data directory (default $PERSISTPROC_DATA_DIR or the platform's user data directory)",
+    )
     return parser
 
 

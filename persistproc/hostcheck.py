@@ -24,7 +24,7 @@ def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
     name = _hostname(host)
-    return name in LOOPBACK_NAMES or name.startswith("127.") and name.replace(".", "").isdigit()
+    return name in LOOPBACK_NAMES or (name.startswith("127.") and name.replace(".", "").isdigit())
 
 
 def is_allowed_origin(origin: str | None) -> bool:

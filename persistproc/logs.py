@@ -7,11 +7,11 @@ one seek and a short scan, so memory stays small however long the log grows.
 
 from __future__ import annotations
 
-import io
 import os
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 INDEX_STEP = 256
 RING_BYTES = 4 * 1024 * 1024
@@ -22,7 +22,7 @@ class RawLog:
 
     def __init__(self, path: Path, ring_bytes: int = RING_BYTES) -> None:
         self.path = path
-        self._file: io.BufferedWriter | None = open(path, "ab", buffering=256 * 1024)  # noqa: SIM115
+        self._file: BinaryIO | None = open(path, "ab", buffering=256 * 1024)  # noqa: SIM115
         self._ring = bytearray()
         self._ring_start = 0  # absolute offset of _ring[0]
         self._ring_bytes = ring_bytes
@@ -85,7 +85,7 @@ class LineStore:
         self._index = array("q")  # byte offset of line INDEX_STEP*k
         self.count = 0
         self._size = 0
-        self._writer: io.BufferedWriter | None = None
+        self._writer: BinaryIO | None = None
         self.write_error: str | None = None
         if path.exists():
             self._scan_existing()

@@ -43,9 +43,17 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        fields = {key: data.get(key) for key in cls.__dataclass_fields__}
-        fields["status"] = Status(data.get("status", Status.STOPPED.value))
-        return cls(**fields)
+        return cls(
+            number=int(data["number"]),
+            pid=data.get("pid"),
+            started_at=str(data["started_at"]),
+            log_dir=str(data["log_dir"]),
+            marker=str(data.get("marker", "")),
+            status=Status(data.get("status", Status.STOPPED.value)),
+            ended_at=data.get("ended_at"),
+            exit_code=data.get("exit_code"),
+            signal=data.get("signal"),
+        )
 
 
 def now_iso() -> str:
@@ -70,9 +78,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 def validate_name(name: str) -> str:
     """A process name is a handle in URLs and directory names: keep it simple and not a number."""
     if not NAME_PATTERN.match(name) or name in {".", ".."}:
-        raise ValueError(
-            f"invalid name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-'"
-        )
+        raise ValueError(f"invalid name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-'")
     if name.isdigit():
         raise ValueError(f"invalid name {name!r}: a name must not be all digits (pids are)")
     return name

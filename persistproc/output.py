@@ -20,7 +20,9 @@ from persistproc.logs import LineStore
 
 MAX_LINES = 10_000
 MAX_TEXT_BYTES = 256 * 1024
-REGEX_LINE_TIMEOUT = 0.05  # seconds one line may take: a catastrophic pattern cannot hang the server
+REGEX_LINE_TIMEOUT = (
+    0.05  # seconds one line may take: a catastrophic pattern cannot hang the server
+)
 GREP_BUDGET = 10.0  # seconds a whole grep may take before it answers with what it has
 
 
@@ -165,7 +167,9 @@ def read(
     page, cut = _cap(page, keep_newest=since is None)
     return Page(
         lines=page,
-        cursor=_cursor(snapshot, page, since or 0) if since is not None else snapshot.finished_total,
+        cursor=_cursor(snapshot, page, since or 0)
+        if since is not None
+        else snapshot.finished_total,
         truncated=cut or more,
         total_lines=snapshot.total,
         note=note,
@@ -193,9 +197,7 @@ def _grep(
     return matches, False
 
 
-def find(
-    snapshot: Snapshot, pattern: regex.Pattern[str], after: int
-) -> tuple[int, str] | None:
+def find(snapshot: Snapshot, pattern: regex.Pattern[str], after: int) -> tuple[int, str] | None:
     """The first line after line `after` that matches, unfinished last line included."""
     for number, text in snapshot.lines(after + 1, snapshot.total):
         if search(pattern, text):

@@ -8,6 +8,7 @@ from the ring when somebody asks for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import uuid
@@ -201,10 +202,8 @@ class Run:
     async def wait_changed(self, timeout: float) -> None:
         """Return when new output arrives or the run ends, or after timeout seconds."""
         self._changed.clear()
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
 
     @property
     def alternate_screen(self) -> bool:

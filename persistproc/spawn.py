@@ -37,9 +37,7 @@ if _SETSID is not None:
         _SETSID_HAS_CTTY = False
 
 _SHELL_WORDS = frozenset(
-    """! [[ { ( if then else elif fi case esac for select while until do done function time
-    . : source cd exec eval export set unset alias trap true false test [ echo printf read wait
-    ulimit umask builtin command type pushd popd shift return exit""".split()
+    ["!", "[[", "{", "(", "if", "then", "else", "elif", "fi", "case", "esac", "for", "select", "while", "until", "do", "done", "function", "time", ".", ":", "source", "cd", "exec", "eval", "export", "set", "unset", "alias", "trap", "true", "false", "test", "[", "echo", "printf", "read", "wait", "ulimit", "umask", "builtin", "command", "type", "pushd", "popd", "shift", "return", "exit"]
 )
 
 
@@ -124,7 +122,7 @@ def spawn(
     os.close(terminal_slave)
     if stderr_master is not None:
         os.close(stderr_slave)
-    for fd in (terminal_master, stderr_master):
-        if fd is not None:
-            os.set_blocking(fd, False)
+    os.set_blocking(terminal_master, False)
+    if stderr_master is not None:
+        os.set_blocking(stderr_master, False)
     return Child(popen=popen, terminal_fd=terminal_master, stderr_fd=stderr_master)

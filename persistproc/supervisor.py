@@ -7,6 +7,7 @@ Operations on one process (start, stop, restart, remove) are serialised by that 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
 import shutil
@@ -146,9 +147,9 @@ class Supervisor:
 
     def _find_same(self, command: str, directory: str, name: str | None) -> ManagedProcess | None:
         for process in self._processes.values():
-            if process.command == command and process.working_directory == directory:
-                if name is None or process.name == name:
-                    return process
+            same_place = process.command == command and process.working_directory == directory
+            if same_place and (name is None or process.name == name):
+                return process
         return None
 
     def _child_env(self, overlay: dict[str, str]) -> dict[str, str]:
@@ -219,7 +220,7 @@ class Supervisor:
         return {**process.info(), "removed": True}
 
     # ----- reading --------------------------------------------------------------------------
-    def list(self, working_directory: str | None = None) -> list[dict[str, Any]]:
+    def list(self, working_directory: str | None = None) -> builtins.list[dict[str, Any]]:
         processes = list(self._processes.values())
         if working_directory:
             base = os.path.normpath(working_directory)
@@ -269,7 +270,9 @@ class Supervisor:
     ) -> dict[str, Any]:
         _check_stream(stream)
         output.check_lines(lines)
-        if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        if since is not None and (
+            isinstance(since, bool) or not isinstance(since, int) or since < 0
+        ):
             raise InvalidInput(f"since must be a line number of 0 or more, got {since!r}")
         pattern = output.compile_pattern(grep, "grep") if grep is not None else None
         process = self.resolve(pid, name)
@@ -299,7 +302,7 @@ class Supervisor:
         }
 
     async def send(
-        self, pid: int | None, name: str | None, text: str | None, keys: list[str] | None
+        self, pid: int | None, name: str | None, text: str | None, keys: builtins.list[str] | None
     ) -> dict[str, Any]:
         if text is not None and not isinstance(text, str):
             raise InvalidInput("text must be a string")
@@ -331,7 +334,9 @@ class Supervisor:
         _check_stream(stream)
         timeout = _check_timeout(timeout, "timeout", MAX_WAIT)
         compiled = output.compile_pattern(pattern)
-        if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        if since is not None and (
+            isinstance(since, bool) or not isinstance(since, int) or since < 0
+        ):
             raise InvalidInput(f"since must be a line number of 0 or more, got {since!r}")
         process = self.resolve(pid, name)
         if process.run is None:
@@ -356,13 +361,25 @@ class Supervisor:
             found = await asyncio.to_thread(output.find, snapshot, pattern, after)
             if found is not None:
                 number, line = found
-                return {"matched": True, "line": line, "line_number": number, "cursor": number,
-                        "reason": "matched", "process": process.info()}
+                return {
+                    "matched": True,
+                    "line": line,
+                    "line_number": number,
+                    "cursor": number,
+                    "reason": "matched",
+                    "process": process.info(),
+                }
             after = max(after, snapshot.finished_total)
             remaining = deadline - loop.time()
             if ended or remaining <= 0:
-                return {"matched": False, "line": None, "line_number": None, "cursor": after,
-                        "reason": "exited" if ended else "timeout", "process": process.info()}
+                return {
+                    "matched": False,
+                    "line": None,
+                    "line_number": None,
+                    "cursor": after,
+                    "reason": "exited" if ended else "timeout",
+                    "process": process.info(),
+                }
             await run.wait_changed(remaining)
 
     async def start_and_wait(
@@ -381,9 +398,7 @@ class Supervisor:
         timeout = _check_timeout(wait_timeout, "wait_timeout", MAX_WAIT)
         return await self._ready(await self.restart(pid, name), compiled, timeout)
 
-    async def _ready(
-        self, result: dict[str, Any], pattern: Any, timeout: float
-    ) -> dict[str, Any]:
+    async def _ready(self, result: dict[str, Any], pattern: Any, timeout: float) -> dict[str, Any]:
         if pattern is None:
             return result
         process = self._processes[result["name"]]
@@ -391,9 +406,14 @@ class Supervisor:
         waited = await self._wait(process, process.run, pattern, timeout, 0, "combined")
         tail = process.run.snapshot("combined")
         last = [text for _, text in tail.lines(tail.total - 19, tail.total)]
-        return {**result, **waited["process"], "ready": waited["matched"],
-                "matched_line": waited["line"], "wait_result": waited["reason"],
-                "last_lines": last}
+        return {
+            **result,
+            **waited["process"],
+            "ready": waited["matched"],
+            "matched_line": waited["line"],
+            "wait_result": waited["reason"],
+            "last_lines": last,
+        }
 
 
 def _check_directory(directory: str) -> str:

@@ -7,6 +7,7 @@ carrying the run's marker in their environment (lost only by a program that clea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -64,20 +65,14 @@ def signal_tree(processes: list[psutil.Process], signum: int) -> None:
     own_group = os.getpgrp()
     groups: set[int] = set()
     for process in processes:
-        try:
+        with contextlib.suppress(OSError):
             groups.add(os.getpgid(process.pid))
-        except OSError:
-            pass
     for group in groups - {own_group}:
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(group, signum)
-        except OSError:
-            pass
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.Error):
             process.send_signal(signum)
-        except psutil.Error:
-            pass
 
 
 def alive(processes: list[psutil.Process]) -> list[psutil.Process]:

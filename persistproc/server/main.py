@@ -75,7 +75,9 @@ def serve(host: str, port: int, data_dir: Path) -> int:
     )
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
-    log.info("serving MCP at http://%s:%d/mcp/ (data in %s)", shown, sock.getsockname()[1], data_dir)
+    log.info(
+        "serving MCP at http://%s:%d/mcp/ (data in %s)", shown, sock.getsockname()[1], data_dir
+    )
     asyncio.run(server.serve(sockets=[sock]))
     log.info("stopped")
     return 0

@@ -32,7 +32,9 @@ Pid = Annotated[
 Name = Annotated[str | None, Field(description="The process's name, as list_processes shows it.")]
 Stream = Annotated[
     Literal["combined", "stdout", "stderr"],
-    Field(description="Which output: 'combined' (both, as the terminal shows them), or one stream."),
+    Field(
+        description="Which output: 'combined' (both, as the terminal shows them), or one stream."
+    ),
 ]
 INSTRUCTIONS = """persistproc runs long-lived development processes (dev servers, bundlers, test
 watchers) under real terminals and keeps their output. Prefer it over running such commands in your own
@@ -103,7 +105,9 @@ def build_mcp(supervisor: Supervisor) -> FastMCP:
         ] = None,
         wait_for: Annotated[
             str | None,
-            Field(description="Regex: wait until a clean output line matches (e.g. 'ready|listening')."),
+            Field(
+                description="Regex: wait until a clean output line matches (e.g. 'ready|listening')."
+            ),
         ] = None,
         wait_timeout: Annotated[
             float, Field(description="Seconds to wait for wait_for before giving up.")
@@ -113,7 +117,9 @@ def build_mcp(supervisor: Supervisor) -> FastMCP:
         ] = False,
         replace: Annotated[
             bool,
-            Field(description="If the same command already runs here, restart it instead of reusing it."),
+            Field(
+                description="If the same command already runs here, restart it instead of reusing it."
+            ),
         ] = False,
         ctx: Context | None = None,
     ) -> dict[str, Any]:
@@ -145,10 +151,10 @@ def build_mcp(supervisor: Supervisor) -> FastMCP:
     async def stop_process(
         pid: Pid = None,
         name: Name = None,
-        force: Annotated[bool, Field(description="SIGKILL at once instead of SIGTERM first.")] = False,
-        timeout: Annotated[
-            float, Field(description="Seconds between SIGTERM and SIGKILL.")
-        ] = 10,
+        force: Annotated[
+            bool, Field(description="SIGKILL at once instead of SIGTERM first.")
+        ] = False,
+        timeout: Annotated[float, Field(description="Seconds between SIGTERM and SIGKILL.")] = 10,
     ) -> dict[str, Any]:
         """Stop a process and everything it started (SIGTERM to the whole tree, SIGKILL after
         timeout). Returns when all of it is gone, with the exit code or signal."""
@@ -189,11 +195,14 @@ def build_mcp(supervisor: Supervisor) -> FastMCP:
         lines: Annotated[int, Field(description="How many lines at most (1 to 10000).")] = 100,
         since: Annotated[
             int | None,
-            Field(description="Return the lines after this line number: pass the cursor of the"
-                  " previous call to read only what is new."),
+            Field(
+                description="Return the lines after this line number: pass the cursor of the"
+                " previous call to read only what is new."
+            ),
         ] = None,
         grep: Annotated[
-            str | None, Field(description="Regex: only lines that match (the last `lines` of them).")
+            str | None,
+            Field(description="Regex: only lines that match (the last `lines` of them)."),
         ] = None,
         run: Annotated[
             int | None, Field(description="Read an earlier run (1 = first); default the latest.")
@@ -217,8 +226,11 @@ def build_mcp(supervisor: Supervisor) -> FastMCP:
         text: Annotated[str | None, Field(description="Text to type (sent as is).")] = None,
         keys: Annotated[
             list[str] | None,
-            Field(description="Named keys sent after the text: " + ", ".join(KEY_NAMES)
-                  + ", any ctrl-<letter>, alt-<char>."),
+            Field(
+                description="Named keys sent after the text: "
+                + ", ".join(KEY_NAMES)
+                + ", any ctrl-<letter>, alt-<char>."
+            ),
         ] = None,
     ) -> dict[str, Any]:
         """Type into the process's terminal. To answer a prompt: text='yes', keys=['enter'].

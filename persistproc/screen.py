@@ -1,0 +1,392 @@
+"""A terminal screen model: feed it a program's raw output, ask what the terminal shows now.
+
+pyte does the VT parsing. This module covers what pyte 0.8.2 lacks or gets wrong for modern
+programs: the alternate screen, sequences it would print as literal text (colon SGR, DCS/APC
+strings, CSI with intermediates), characters that make it drop the rest of a text run, handlers that
+raise on unexpected parameters, and a repaint sequence for a terminal that attaches later.
+"""
+
+from __future__ import annotations
+
+import codecs
+import copy
+import re
+import unicodedata
+from collections import defaultdict
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import pyte
+from pyte import graphics
+from pyte.screens import Char, Cursor, StaticDefaultDict, wcwidth
+
+_Row = StaticDefaultDict[int, Char]
+_Buffer = dict[int, _Row]
+
+__all__ = ["ScreenSnapshot", "TerminalScreen"]
+
+_ALT_SCREEN_MODES = (1049, 1047, 47)
+# Private modes a later client must get back: input encodings first, then display behaviour.
+_RESTORED_PRIVATE_MODES = (1, 9, 1000, 1002, 1003, 1004, 1005, 1006, 1015, 2004, 7)
+_DECOM = 6 << 5
+_DECTCEM = 25 << 5
+_IRM, _LNM = 4, 20
+
+_FILTER = re.compile(
+    # SGR with colon sub-parameters: rewritten into the semicolon form pyte understands.
+    r"\x1b\[(?P<sgr>[0-9;]*:[0-9:;]*)m"
+    # Other CSI that pyte would misparse into stray text: colons, <=> prefixes, intermediates.
+    r"|\x1b\[(?=[0-9;?]*[:<=>\x20-\x2f])[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
+    # DCS, SOS, PM and APC strings, up to ST or the end of the chunk.
+    r"|(?P<string>\x1b[P_^X](?:[^\x1b]+|\x1b(?!\\))*(?:\x1b\\|\Z))"
+)
+_INCOMPLETE_TAIL = re.compile(r"\x1b(?:\[[\x30-\x3f]{0,64}[\x20-\x2f]{0,4})?\Z")
+_ST = "\x1b\\"
+
+_DEFAULT_ATTRS: tuple[Any, ...] = tuple(Char(" ")[1:])
+_FG = {name: str(code) for code, name in {**graphics.FG_ANSI, **graphics.FG_AIXTERM}.items()}
+_BG = {name: str(code) for code, name in {**graphics.BG_ANSI, **graphics.BG_AIXTERM}.items()}
+# Later (cube) indices win so a palette colour maps back to the index a program most likely used.
+_PALETTE = {hex_: index for index, hex_ in enumerate(graphics.FG_BG_256)}
+_FLAGS = {"bold": "1", "italics": "3", "underscore": "4", "blink": "5", "reverse": "7"}
+_FLAGS["strikethrough"] = "9"
+
+
+def _colon_sgr(params: str) -> str:
+    out: list[str] = []
+    for group in params.split(";"):
+        if ":" not in group:
+            out.append(group)
+            continue
+        parts = group.split(":")
+        head = parts[0]
+        if head in ("38", "48") and len(parts) > 2 and parts[1] == "5":
+            out.append(f"{head};5;{parts[2] or 0}")
+        elif head in ("38", "48") and len(parts) > 4 and parts[1] == "2":
+            red, green, blue = parts[-3:]  # an optional colour-space id may precede them
+            out.append(f"{head};2;{red or 0};{green or 0};{blue or 0}")
+        elif head == "4":
+            out.append("24" if parts[1] in ("", "0") else "4")  # 4:3 curly etc. -> underline
+        elif head not in ("38", "48", "58"):
+            out.append(head)
+    return "\x1b[" + ";".join(out) + "m" if out else ""
+
+
+@lru_cache(maxsize=4096)
+def _zero_width_kind(char: str) -> int:
+    """0: pyte handles it; 1: drop it; 2: a mark pyte would not combine, attach it ourselves."""
+    if wcwidth(char) > 0 or unicodedata.combining(char):
+        return 0
+    if unicodedata.category(char)[0] == "M" and not 0xFE00 <= ord(char) <= 0xFE0F:
+        return 2
+    return 1
+
+
+def _tolerant(handler: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> None:
+        # pyte handlers reject private variants and surplus parameters (``CSI ? r``,
+        # ``CSI 1;2;3 H``) and some trip over out-of-range ones (``CSI 5 K``); a terminal ignores
+        # such sequences, so do the same instead of aborting the rest of the feed.
+        with suppress(Exception):
+            handler(*args, **kwargs)
+
+    return call
+
+
+class _Stream(pyte.Stream):
+    csi = {final: "_csi_" + name for final, name in pyte.Stream.csi.items()}  # noqa: RUF012
+
+
+class _Screen(pyte.Screen):
+    def __init__(self, columns: int, lines: int) -> None:
+        self.saved_main: tuple[_Buffer, Cursor] | None = None  # while the alt screen is on
+        super().__init__(columns, lines)
+        for name in set(pyte.Stream.csi.values()):
+            setattr(self, "_csi_" + name, _tolerant(getattr(self, name)))
+
+    def reset(self) -> None:
+        super().reset()
+        self.saved_main = None
+        # pyte defaults G1 to line drawing (Linux console); xterm defaults it to ASCII, so a stray
+        # SO byte must not turn text into box characters.
+        self.g1_charset = self.g0_charset
+
+    def set_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private"):
+            # xterm ignores 132-column switching by default (pyte would resize and clear).
+            modes = tuple(mode for mode in modes if mode != 3)
+            if 1048 in modes:
+                self.save_cursor()
+            for mode in modes:
+                if mode in _ALT_SCREEN_MODES and self.saved_main is None:
+                    cursor = copy.copy(self.cursor)
+                    self.saved_main = (self.buffer, cursor)
+                    self.buffer = defaultdict(lambda: StaticDefaultDict(self.default_char))
+                    self.dirty.update(range(self.lines))
+        super().set_mode(*modes, **kwargs)
+
+    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private"):
+            modes = tuple(mode for mode in modes if mode != 3)
+            if 1048 in modes:
+                self.restore_cursor()
+            for mode in modes:
+                if mode in _ALT_SCREEN_MODES and self.saved_main is not None:
+                    self.buffer, cursor = self.saved_main
+                    self.saved_main = None
+                    if mode == 1049:
+                        cursor.hidden = self.cursor.hidden  # visibility is not part of DECSC
+                        self.cursor = cursor
+                    self.dirty.update(range(self.lines))
+        super().reset_mode(*modes, **kwargs)
+
+    def draw(self, data: str) -> None:
+        if data.isascii() and data.isprintable():
+            super().draw(data)
+            return
+        # pyte abandons a whole run at the first zero-width character it cannot combine (ZWJ,
+        # variation selectors, controls, many spacing marks), so split the run around them.
+        start = 0
+        for index, char in enumerate(data):
+            kind = _zero_width_kind(char)
+            if kind:
+                if index > start:
+                    super().draw(data[start:index])
+                if kind == 2:
+                    self._attach(char)
+                start = index + 1
+        if start < len(data):
+            super().draw(data[start:] if start else data)
+
+    def _attach(self, mark: str) -> None:
+        x, y = self.cursor.x - 1, self.cursor.y
+        if x < 0:
+            if y == 0:
+                return
+            x, y = self.columns - 1, y - 1
+        row = self.buffer[y]
+        if not row[x].data and x > 0:
+            x -= 1  # the right half of a wide character: the mark belongs to its left half
+        row[x] = row[x]._replace(data=row[x].data + mark)
+
+    def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        # pyte always drops rows from the top; terminals keep the cursor row and drop only what
+        # no longer fits, which matters when a shell prompt sits near the top.
+        lines, columns = lines or self.lines, columns or self.columns
+        if (lines, columns) == (self.lines, self.columns):
+            return
+        _fit(self.buffer, self.cursor, lines, columns)
+        if self.saved_main is not None:
+            _fit(self.saved_main[0], self.saved_main[1], lines, columns)
+        self.tabstops = {stop for stop in self.tabstops if stop < columns}
+        self.tabstops.update(range((self.columns + 7) // 8 * 8, columns, 8))
+        self.lines, self.columns = lines, columns
+        self.dirty.update(range(lines))
+        self.set_margins()
+
+
+def _fit(buffer: _Buffer, cursor: Cursor, lines: int, columns: int) -> None:
+    shift = max(0, cursor.y - (lines - 1))
+    rows = {y - shift: row for y, row in buffer.items() if 0 <= y - shift < lines}
+    for row in rows.values():
+        for x in [x for x in row if x >= columns]:
+            del row[x]
+    buffer.clear()
+    buffer.update(rows)
+    cursor.y -= shift
+    cursor.x = min(cursor.x, columns)
+
+
+@dataclass(frozen=True)
+class ScreenSnapshot:
+    """What the terminal shows at one moment."""
+
+    columns: int
+    rows: int
+    lines: list[str]
+    cursor_row: int
+    cursor_column: int
+    cursor_visible: bool
+    alternate_screen: bool
+    title: str
+
+    def text(self) -> str:
+        """The rows joined by newlines, without the empty rows at the bottom."""
+        lines = list(self.lines)
+        while lines and not lines[-1]:
+            lines.pop()
+        return "\n".join(lines)
+
+
+def _row_text(row: _Row | None, columns: int) -> str:
+    if not row:
+        return ""
+    return _paint_cells([row[x] for x in range(min(columns, max(row) + 1))], False).rstrip(" ")
+
+
+def _sgr(attrs: tuple[Any, ...]) -> str:
+    char = Char(" ", *attrs)
+    codes = ["0"]
+    codes += [code for name, code in _FLAGS.items() if getattr(char, name)]
+    for color, names, prefix in ((char.fg, _FG, "38"), (char.bg, _BG, "48")):
+        if color in names:
+            if color != "default":
+                codes.append(names[color])
+        elif color in _PALETTE:
+            codes.append(f"{prefix};5;{_PALETTE[color]}")
+        elif len(color) == 6:
+            with suppress(ValueError):
+                red, green, blue = (int(color[i : i + 2], 16) for i in (0, 2, 4))
+                codes.append(f"{prefix};2;{red};{green};{blue}")
+    return "\x1b[" + ";".join(codes) + "m"
+
+
+class TerminalScreen:
+    """A screen fed with a program's raw output bytes, in arbitrary chunks."""
+
+    def __init__(self, columns: int = 200, rows: int = 50) -> None:
+        self._screen = _Screen(columns, rows)
+        self._stream = _Stream(self._screen)
+        # Line drawing (``ESC ( 0``) is only honoured by pyte outside its UTF-8 mode; decoding is
+        # done here, so that mode only governs charset designation.
+        self._stream.use_utf8 = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._carry = ""  # an escape sequence cut by the end of the previous chunk
+        self._in_string = False  # inside a DCS/APC/PM/SOS string that is being discarded
+
+    def feed(self, data: bytes) -> None:
+        text = self._carry + self._decoder.decode(data)
+        self._carry = ""
+        if self._in_string:
+            end = text.find(_ST)
+            if end < 0:
+                self._carry = "\x1b" if text.endswith("\x1b") else ""
+                return
+            self._in_string = False
+            text = text[end + 2 :]
+        esc = text.rfind("\x1b")
+        if esc >= 0 and _INCOMPLETE_TAIL.match(text, esc):
+            text, self._carry = text[:esc], text[esc:]
+        if "\x1b" in text:
+            text = _FILTER.sub(self._replace, text)
+        self._stream.feed(text)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        if match.group("sgr") is not None:
+            return _colon_sgr(match.group("sgr"))
+        string = match.group("string")
+        if string is not None and not string.endswith(_ST):
+            self._in_string = True
+        return ""
+
+    def resize(self, columns: int, rows: int) -> None:
+        self._screen.resize(lines=rows, columns=columns)
+
+    @property
+    def alternate_screen(self) -> bool:
+        return self._screen.saved_main is not None
+
+    def snapshot(self) -> ScreenSnapshot:
+        screen = self._screen
+        columns, rows = screen.columns, screen.lines
+        buffer = screen.buffer
+        return ScreenSnapshot(
+            columns=columns,
+            rows=rows,
+            lines=[_row_text(buffer.get(y), columns) for y in range(rows)],
+            cursor_row=screen.cursor.y,
+            cursor_column=min(screen.cursor.x, columns - 1),
+            cursor_visible=_DECTCEM in screen.mode,
+            alternate_screen=self.alternate_screen,
+            title=screen.title,
+        )
+
+    def render_ansi(self) -> bytes:
+        """Bytes that repaint this screen on a real terminal (or a fresh ``TerminalScreen``).
+
+        With the alternate screen on, the main screen is painted first and then the alternate one
+        is entered, so the client shows the right thing when the program leaves it.
+        """
+        screen = self._screen
+        # Start from absolute addressing, plain attributes and replace mode so the paint below
+        # lands where it says.
+        out = ["\x1b[0m\x1b[r\x1b[?6l\x1b[4l\x1b[20l\x1b[?7h"]
+        if screen.saved_main is not None:
+            buffer, cursor = screen.saved_main
+            out.append(self._paint(buffer))
+            out.append(f"\x1b[{cursor.y + 1};{min(cursor.x, screen.columns - 1) + 1}H")
+            out.append("\x1b[?1049h")
+        out.append(self._paint(screen.buffer))
+        title = "".join(ch for ch in screen.title if ch.isprintable())
+        if title:
+            out.append(f"\x1b]2;{title}\x07")
+        if screen.margins is not None:
+            out.append(f"\x1b[{screen.margins.top + 1};{screen.margins.bottom + 1}r")
+        origin = _DECOM in screen.mode
+        out.append("\x1b[?6h" if origin else "")  # it homes the cursor, so it goes first
+        out.append(self._place_cursor(screen.margins.top if origin and screen.margins else 0))
+        for mode in _RESTORED_PRIVATE_MODES:
+            out.append(f"\x1b[?{mode}{'h' if mode << 5 in screen.mode else 'l'}")
+        out.extend(f"\x1b[{mode}h" for mode in (_IRM, _LNM) if mode in screen.mode)
+        out.append(_sgr(tuple(screen.cursor.attrs[1:])))
+        out.append("\x1b[?25h" if _DECTCEM in screen.mode else "\x1b[?25l")
+        return "".join(out).encode("utf-8", "replace")
+
+    def _paint(self, buffer: _Buffer) -> str:
+        out = ["\x1b[H\x1b[2J"]
+        columns = self._screen.columns
+        for y in range(self._screen.lines):
+            row = buffer.get(y)
+            if not row:
+                continue
+            cells = [row[x] for x in range(min(columns, max(row) + 1))]
+            while cells and cells[-1].data == " " and tuple(cells[-1][1:]) == _DEFAULT_ATTRS:
+                cells.pop()
+            if not cells:
+                continue
+            out.append(f"\x1b[{y + 1}H")
+            out.append(_paint_cells(cells))
+            out.append("\x1b[0m")
+        return "".join(out)
+
+    def _place_cursor(self, top: int) -> str:
+        screen = self._screen
+        x, y = screen.cursor.x, screen.cursor.y
+        if x < screen.columns:
+            return f"\x1b[{y - top + 1};{x + 1}H"
+        # The cursor waits past the last column for the next character to wrap; only writing the
+        # last cell again puts a terminal in that state.
+        row = screen.buffer.get(y) or StaticDefaultDict(screen.default_char)
+        x = screen.columns - 1
+        if not row[x].data and x > 0:
+            x -= 1  # right half of a wide character
+        last = row[x] if row[x].data else screen.default_char
+        return f"\x1b[{y - top + 1};{x + 1}H" + _paint_cells([last]) + "\x1b[0m"
+
+
+def _paint_cells(cells: list[Char], styled: bool = True) -> str:
+    out: list[str] = []
+    current: tuple[Any, ...] = _DEFAULT_ATTRS  # every painted row starts after an SGR reset
+    stub_expected = False
+    for index, cell in enumerate(cells):
+        data = cell.data
+        if not data:
+            if stub_expected:
+                stub_expected = False
+                continue
+            data = " "  # an orphaned wide-character stub still occupies its cell
+        if styled and tuple(cell[1:]) != current:
+            current = tuple(cell[1:])
+            out.append(_sgr(current))
+        out.append(data)
+        stub_expected = wcwidth(data[0]) == 2
+        if stub_expected and index + 1 < len(cells) and cells[index + 1].data:
+            # A later write replaced this wide character's right half; go back to that column
+            # (absolutely: CUB is off by one right after the last column) so the next character
+            # lands on it again.
+            if styled:
+                out.append(f"\x1b[{index + 2}G")
+            stub_expected = False
+    return "".join(out)
