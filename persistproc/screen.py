@@ -257,6 +257,7 @@ class TerminalScreen:
         self._in_string = False  # inside a DCS/APC/PM/SOS string that is being discarded
 
     def feed(self, data: bytes) -> None:
+        """Apply output bytes; chunks may split UTF-8 characters and escape sequences anywhere."""
         text = self._carry + self._decoder.decode(data)
         self._carry = ""
         if self._in_string:
@@ -282,6 +283,7 @@ class TerminalScreen:
         return ""
 
     def resize(self, columns: int, rows: int) -> None:
+        """Change the size as a terminal would: rows beyond the cursor go first, then the top."""
         self._screen.resize(lines=rows, columns=columns)
 
     @property
