@@ -42,7 +42,8 @@ class Run:
         record.marker = self.marker
         self.stop_requested = False
         self.ended = asyncio.Event()
-        self._changed = asyncio.Event()
+        self.generation = 0  # counts output chunks: waiters compare it to what they have seen
+        self._waiter: asyncio.Future[None] | None = None
         self.views: dict[str, StreamView] = {}
         self.raw: RawLog | None = None
         self._child: spawn.Child | None = None
@@ -134,7 +135,7 @@ class Run:
         self.raw.append(data)
         self.views["combined"].feed(data)
         self.views[stream].feed(data)
-        self._changed.set()
+        self._notify()
 
     def _close_fd(self, fd: int) -> None:
         if self._open_fds.pop(fd, None) is None:
@@ -181,7 +182,7 @@ class Run:
         else:
             self.record.status = Status.EXITED if returncode == 0 else Status.FAILED
         self.ended.set()
-        self._changed.set()
+        self._notify()
         if self._on_end is not None:
             self._on_end(self)
 
@@ -199,11 +200,24 @@ class Run:
     def snapshot(self, stream: str) -> Snapshot:
         return self.views[stream].snapshot()
 
-    async def wait_changed(self, timeout: float) -> None:
-        """Return when new output arrives or the run ends, or after timeout seconds."""
-        self._changed.clear()
+    def _notify(self) -> None:
+        self.generation += 1
+        if self._waiter is not None:
+            if not self._waiter.done():
+                self._waiter.set_result(None)
+            self._waiter = None
+
+    async def wait_changed(self, seen_generation: int, timeout: float) -> None:
+        """Return once output newer than `seen_generation` exists or the run ends, or at timeout.
+
+        A generation count, not a cleared event: output that arrived while the caller was busy
+        reading is never missed."""
+        if self.generation != seen_generation or self.ended.is_set():
+            return
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
 
     @property
     def alternate_screen(self) -> bool:

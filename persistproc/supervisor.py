@@ -14,13 +14,23 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import regex
+
 from persistproc import output, paths, spawn, tree
 from persistproc.config import DEFAULT_COLUMNS, DEFAULT_ROWS
 from persistproc.errors import Conflict, InvalidInput, NotFound, PersistprocError
 from persistproc.keys import encode_keys
-from persistproc.model import STREAMS, RunRecord, Status, derive_name, now_iso, validate_name
+from persistproc.model import RunRecord, Status, derive_name, now_iso, validate_name
 from persistproc.process import ManagedProcess, load_state, save_state
 from persistproc.run import Run
+from persistproc.validate import (
+    check_directory,
+    check_environment,
+    check_since,
+    check_stream,
+    check_timeout,
+)
+from persistproc.waiting import last_lines, wait_for_line
 
 log = logging.getLogger("persistproc")
 
@@ -105,8 +115,8 @@ class Supervisor:
             raise InvalidInput("command is empty: give a shell command line such as 'npm run dev'")
         if "\x00" in command:
             raise InvalidInput("command contains a NUL character")
-        directory = _check_directory(working_directory)
-        env = _check_environment(environment)
+        directory = check_directory(working_directory)
+        env = check_environment(environment)
         spawn.check_command(command, self._child_env(env))
         if name is not None:
             try:
@@ -189,7 +199,7 @@ class Supervisor:
     async def stop(
         self, pid: int | None, name: str | None, force: bool = False, timeout: float = 10
     ) -> dict[str, Any]:
-        timeout = _check_timeout(timeout, "timeout", 600)
+        timeout = check_timeout(timeout, "timeout", 600)
         process = self.resolve(pid, name)
         async with process.lock:
             was_running = process.running
@@ -268,12 +278,9 @@ class Supervisor:
         grep: str | None = None,
         run_number: int | None = None,
     ) -> dict[str, Any]:
-        _check_stream(stream)
+        check_stream(stream)
         output.check_lines(lines)
-        if since is not None and (
-            isinstance(since, bool) or not isinstance(since, int) or since < 0
-        ):
-            raise InvalidInput(f"since must be a line number of 0 or more, got {since!r}")
+        check_since(since)
         pattern = output.compile_pattern(grep, "grep") if grep is not None else None
         process = self.resolve(pid, name)
         run = self._run_of(process, run_number)
@@ -331,63 +338,22 @@ class Supervisor:
         since: int | None = None,
         stream: str = "combined",
     ) -> dict[str, Any]:
-        _check_stream(stream)
-        timeout = _check_timeout(timeout, "timeout", MAX_WAIT)
+        check_stream(stream)
+        timeout = check_timeout(timeout, "timeout", MAX_WAIT)
         compiled = output.compile_pattern(pattern)
-        if since is not None and (
-            isinstance(since, bool) or not isinstance(since, int) or since < 0
-        ):
-            raise InvalidInput(f"since must be a line number of 0 or more, got {since!r}")
+        check_since(since)
         process = self.resolve(pid, name)
         if process.run is None:
             raise NotFound(f"{process.name!r} has no run yet")
-        return await self._wait(process, process.run, compiled, timeout, since, stream)
-
-    async def _wait(
-        self,
-        process: ManagedProcess,
-        run: Run,
-        pattern: Any,
-        timeout: float,
-        since: int | None,
-        stream: str,
-    ) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        after = run.snapshot(stream).finished_total if since is None else since
-        while True:
-            ended = not run.running
-            snapshot = run.snapshot(stream)
-            found = await asyncio.to_thread(output.find, snapshot, pattern, after)
-            if found is not None:
-                number, line = found
-                return {
-                    "matched": True,
-                    "line": line,
-                    "line_number": number,
-                    "cursor": number,
-                    "reason": "matched",
-                    "process": process.info(),
-                }
-            after = max(after, snapshot.finished_total)
-            remaining = deadline - loop.time()
-            if ended or remaining <= 0:
-                return {
-                    "matched": False,
-                    "line": None,
-                    "line_number": None,
-                    "cursor": after,
-                    "reason": "exited" if ended else "timeout",
-                    "process": process.info(),
-                }
-            await run.wait_changed(remaining)
+        waited = await wait_for_line(process.run, compiled, timeout, since, stream)
+        return {**waited.to_dict(), "process": process.info()}
 
     async def start_and_wait(
         self, wait_for: str | None, wait_timeout: float, **start: Any
     ) -> dict[str, Any]:
         """start_process: start (or find) the process, then optionally wait for a ready line."""
         compiled = output.compile_pattern(wait_for, "wait_for") if wait_for is not None else None
-        timeout = _check_timeout(wait_timeout, "wait_timeout", MAX_WAIT)
+        timeout = check_timeout(wait_timeout, "wait_timeout", MAX_WAIT)
         result = await self.start(**start)
         return await self._ready(result, compiled, timeout)
 
@@ -395,62 +361,22 @@ class Supervisor:
         self, pid: int | None, name: str | None, wait_for: str | None, wait_timeout: float
     ) -> dict[str, Any]:
         compiled = output.compile_pattern(wait_for, "wait_for") if wait_for is not None else None
-        timeout = _check_timeout(wait_timeout, "wait_timeout", MAX_WAIT)
+        timeout = check_timeout(wait_timeout, "wait_timeout", MAX_WAIT)
         return await self._ready(await self.restart(pid, name), compiled, timeout)
 
-    async def _ready(self, result: dict[str, Any], pattern: Any, timeout: float) -> dict[str, Any]:
+    async def _ready(
+        self, result: dict[str, Any], pattern: regex.Pattern[str] | None, timeout: float
+    ) -> dict[str, Any]:
         if pattern is None:
             return result
         process = self._processes[result["name"]]
         assert process.run is not None
-        waited = await self._wait(process, process.run, pattern, timeout, 0, "combined")
-        tail = process.run.snapshot("combined")
-        last = [text for _, text in tail.lines(tail.total - 19, tail.total)]
+        waited = await wait_for_line(process.run, pattern, timeout, 0, "combined")
         return {
             **result,
-            **waited["process"],
-            "ready": waited["matched"],
-            "matched_line": waited["line"],
-            "wait_result": waited["reason"],
-            "last_lines": last,
+            **process.info(),
+            "ready": waited.matched,
+            "matched_line": waited.line,
+            "wait_result": waited.reason,
+            "last_lines": last_lines(process.run, 20),
         }
-
-
-def _check_directory(directory: str) -> str:
-    if not isinstance(directory, str) or not directory:
-        raise InvalidInput("working_directory must be an absolute path")
-    expanded = os.path.expanduser(directory)
-    if not os.path.isabs(expanded):
-        raise InvalidInput(f"working_directory must be an absolute path, got {directory!r}")
-    if not os.path.isdir(expanded):
-        what = "is not a directory" if os.path.exists(expanded) else "does not exist"
-        raise InvalidInput(f"working_directory {directory!r} {what}")
-    return os.path.normpath(expanded)
-
-
-def _check_environment(environment: object) -> dict[str, str]:
-    if environment is None:
-        return {}
-    if not isinstance(environment, dict):
-        raise InvalidInput("environment must be an object of string names to string values")
-    for key, value in environment.items():
-        if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
-            raise InvalidInput(f"invalid environment variable name {key!r}")
-        if not isinstance(value, str):
-            raise InvalidInput(
-                f"environment value for {key!r} must be a string, got {type(value).__name__}"
-            )
-        if "\x00" in value:
-            raise InvalidInput(f"environment value for {key!r} contains a NUL character")
-    return dict(environment)
-
-
-def _check_stream(stream: str) -> None:
-    if stream not in STREAMS:
-        raise InvalidInput(f"stream must be one of {', '.join(STREAMS)}, got {stream!r}")
-
-
-def _check_timeout(value: float, what: str, limit: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit:
-        raise InvalidInput(f"{what} must be a number of seconds from 0 to {limit:g}, got {value!r}")
-    return float(value)

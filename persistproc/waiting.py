@@ -1,0 +1,59 @@
+"""Waiting for a line: the loop behind wait_for_output and start_process's wait_for."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import regex
+
+from persistproc import output
+from persistproc.run import Run
+
+
+@dataclass
+class WaitResult:
+    matched: bool
+    line: str | None
+    line_number: int | None
+    cursor: int
+    reason: str  # matched, timeout, exited
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "matched": self.matched,
+            "line": self.line,
+            "line_number": self.line_number,
+            "cursor": self.cursor,
+            "reason": self.reason,
+        }
+
+
+async def wait_for_line(
+    run: Run, pattern: regex.Pattern[str], timeout: float, since: int | None, stream: str
+) -> WaitResult:
+    """Wait until a line after `since` (default: what is new now) matches, the run ends, or timeout.
+
+    The unfinished last line counts, so a prompt already on screen matches at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    after = run.snapshot(stream).finished_total if since is None else since
+    while True:
+        ended = not run.running  # read before the snapshot, so output up to the end is seen
+        generation = run.generation
+        snapshot = run.snapshot(stream)
+        found = await asyncio.to_thread(output.find, snapshot, pattern, after)
+        if found is not None:
+            number, line = found
+            return WaitResult(True, line, number, number, "matched")
+        after = max(after, snapshot.finished_total)
+        remaining = deadline - loop.time()
+        if ended or remaining <= 0:
+            return WaitResult(False, None, None, after, "exited" if ended else "timeout")
+        await run.wait_changed(generation, remaining)
+
+
+def last_lines(run: Run, count: int) -> list[str]:
+    snapshot = run.snapshot("combined")
+    return [text for _, text in snapshot.lines(snapshot.total - count + 1, snapshot.total)]
