@@ -7,7 +7,7 @@ one seek and a short scan, so memory stays small however long the log grows.
 
 from __future__ import annotations
 
-import os
+import shutil
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +101,7 @@ class LineStore:
                 self._size += len(line)
 
     def append(self, lines: list[str]) -> None:
+        """Add committed lines. One encode and one write per batch: this is on the read path."""
         if not lines:
             return
         if self._writer is None and self.write_error is None:
@@ -108,18 +109,38 @@ class LineStore:
                 self._writer = open(self.path, "ab", buffering=256 * 1024)  # noqa: SIM115
             except OSError as error:
                 self.write_error = f"clean log not being saved: {error.strerror or error}"
-        for line in lines:
-            encoded = line.encode("utf-8", "replace") + b"\n"
-            if self.count % INDEX_STEP == 0:
-                self._index.append(self._size)
-            self.count += 1
-            self._size += len(encoded)
-            if self._writer is not None:
-                try:
-                    self._writer.write(encoded)
-                except OSError as error:
-                    self.write_error = f"clean log not being saved: {error.strerror or error}"
-                    self._writer = None
+        text = "\n".join(lines) + "\n"
+        data = text.encode("utf-8", "replace")
+        first = (-self.count) % INDEX_STEP  # index in `lines` of the first line to index
+        if first < len(lines):
+            ascii_only = len(data) == len(text)
+            position, done = self._size, 0
+            for boundary in range(first, len(lines), INDEX_STEP):
+                position += _encoded_size(lines[done:boundary], ascii_only)
+                self._index.append(position)
+                done = boundary
+        self.count += len(lines)
+        self._size += len(data)
+        if self._writer is not None:
+            try:
+                self._writer.write(data)
+            except OSError as error:
+                self.write_error = f"clean log not being saved: {error.strerror or error}"
+                self._writer = None
+
+    def copy_to(self, path: Path) -> LineStore:
+        """A new store at `path` holding the same lines (a stream that so far equalled another)."""
+        self.flush()
+        shutil.copyfile(self.path, path) if self.path.exists() else path.touch()
+        twin = LineStore.__new__(LineStore)
+        twin.path, twin._index, twin.count, twin._size = (
+            path,
+            array("q", self._index),
+            self.count,
+            self._size,
+        )
+        twin._writer, twin.write_error = None, None
+        return twin
 
     def flush(self) -> None:
         if self._writer is not None:
@@ -164,7 +185,7 @@ class LineStore:
                 number += 1
 
 
-def private_file(path: Path) -> None:
-    """Create an empty file readable by the owner only (logs may hold secrets a program printed)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.close(fd)
+def _encoded_size(lines: list[str], ascii_only: bool) -> int:
+    if ascii_only:
+        return sum(map(len, lines)) + len(lines)
+    return sum(len(line.encode("utf-8", "replace")) for line in lines) + len(lines)

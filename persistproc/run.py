@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import threading
 import uuid
@@ -79,8 +80,9 @@ class Run:
         run._child = spawn.spawn(command, cwd, child_env, columns, rows, merge_stderr)
         record.pid = run._child.pid
         run.raw = RawLog(log_dir / RAW_LOG)
-        for stream in STREAMS:
-            run.views[stream] = StreamView(LineStore(log_dir / f"{stream}.log"), LineMachine())
+        combined = StreamView(LineStore(log_dir / "combined.log"), LineMachine())
+        stderr = StreamView(LineStore(log_dir / "stderr.log"), LineMachine())
+        run.views = {"combined": combined, "stdout": combined, "stderr": stderr}
         loop = asyncio.get_running_loop()
         run._open_fds = {run._child.terminal_fd: "stdout"}
         if run._child.stderr_fd is not None:
@@ -134,8 +136,22 @@ class Run:
         assert self.raw is not None
         self.raw.append(data)
         self.views["combined"].feed(data)
-        self.views[stream].feed(data)
+        if stream == "stderr":
+            if self.views["stdout"] is self.views["combined"]:
+                self._split_stdout()
+            self.views["stderr"].feed(data)
+        elif self.views["stdout"] is not self.views["combined"]:
+            self.views["stdout"].feed(data)
         self._notify()
+
+    def _split_stdout(self) -> None:
+        """Until stderr says something, stdout's lines are exactly the combined ones, so stdout
+        shares the combined view (half the line-machine work). Now they part."""
+        combined = self.views["combined"]
+        assert combined.machine is not None
+        self.views["stdout"] = StreamView(
+            combined.store.copy_to(self.log_dir / "stdout.log"), copy.deepcopy(combined.machine)
+        )
 
     def _close_fd(self, fd: int) -> None:
         if self._open_fds.pop(fd, None) is None:
@@ -170,8 +186,14 @@ class Run:
         if self._drain_timer is not None:
             self._drain_timer.cancel()
         assert self._child is not None and self.raw is not None
-        for view in self.views.values():
-            view.finish()
+        if self.views["stdout"] is self.views["combined"]:
+            # stdout equalled combined to the end: make its own log file for readers after us
+            self.views["combined"].finish()
+            self.views["combined"].store.copy_to(self.log_dir / "stdout.log")
+            self.views["stderr"].finish()
+        else:
+            for view in self.views.values():
+                view.finish()
         self.raw.close()
         returncode = self._child.popen.returncode
         exit_code, signal_name = describe_wait_status(returncode)
