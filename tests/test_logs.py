@@ -27,6 +27,7 @@ def test_lines_read_back_exactly_whatever_the_batches(tmp_path: Path) -> None:
         assert store.read(number, number) == [lines[number - 1]]
     assert store.read(len(lines) + 1, len(lines) + 5) == []
     assert store.read(-3, 2) == lines[:2]
+    store.close()
 
 
 def test_reopened_store_counts_what_is_on_disk(tmp_path: Path) -> None:
@@ -49,6 +50,8 @@ def test_copy_continues_independently(tmp_path: Path) -> None:
     store.append(["only in the original"])
     assert twin.read(300, 301) == ["line 300", "only in the twin"]
     assert store.read(300, 301) == ["line 300", "only in the original"]
+    store.close()
+    twin.close()
 
 
 def test_raw_log_is_byte_exact_and_ring_keeps_the_newest(tmp_path: Path) -> None:
