@@ -19,11 +19,11 @@ from persistproc.errors import InvalidInput
 from persistproc.logs import LineStore
 
 MAX_LINES = 10_000
-MAX_TEXT_BYTES = 256 * 1024
+MAX_TEXT_BYTES = 128 * 1024  # results carry the text twice (text and structured content)
 REGEX_LINE_TIMEOUT = (
     0.05  # seconds one line may take: a catastrophic pattern cannot hang the server
 )
-GREP_BUDGET = 10.0  # seconds a whole grep may take before it answers with what it has
+GREP_BUDGET = 10.0  # seconds a whole grep may take before it stops with an error
 
 
 class StreamView:
@@ -189,7 +189,7 @@ def _grep(
                 return matches, number < snapshot.total
             if since is None and len(matches) > lines:
                 del matches[0]
-        if number % 4096 == 0 and time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             raise InvalidInput(
                 f"grep took longer than {GREP_BUDGET:.0f} s and was stopped at line {number}:"
                 " use a simpler pattern or pass since= to search a smaller range"
@@ -197,9 +197,27 @@ def _grep(
     return matches, False
 
 
-def find(snapshot: Snapshot, pattern: regex.Pattern[str], after: int) -> tuple[int, str] | None:
-    """The first line after line `after` that matches, unfinished last line included."""
+def find(
+    snapshot: Snapshot, pattern: regex.Pattern[str], after: int, deadline: float
+) -> tuple[int, str] | None:
+    """The first line after line `after` that matches, unfinished last line included; None when
+    nothing matches or the monotonic `deadline` passes first."""
     for number, text in snapshot.lines(after + 1, snapshot.total):
         if search(pattern, text):
             return number, text
+        if time.monotonic() > deadline:
+            return None
     return None
+
+
+def clip(lines: list[str], line_chars: int = 4096, total_chars: int = 32 * 1024) -> list[str]:
+    """The newest lines, each cut to line_chars, within total_chars: for summaries in results."""
+    kept: list[str] = []
+    size = 0
+    for text in reversed(lines):
+        short = text if len(text) <= line_chars else text[:line_chars] + "…"
+        size += len(short) + 1
+        if size > total_chars and kept:
+            break
+        kept.append(short)
+    return kept[::-1]

@@ -135,10 +135,10 @@ class Run:
     def _ingest(self, stream: str, data: bytes) -> None:
         assert self.raw is not None
         self.raw.append(data)
+        if stream == "stderr" and self.views["stdout"] is self.views["combined"]:
+            self._split_stdout()  # before the combined view sees stderr's bytes
         self.views["combined"].feed(data)
         if stream == "stderr":
-            if self.views["stdout"] is self.views["combined"]:
-                self._split_stdout()
             self.views["stderr"].feed(data)
         elif self.views["stdout"] is not self.views["combined"]:
             self.views["stdout"].feed(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,12 +39,13 @@ async def wait_for_line(
     The unfinished last line counts, so a prompt already on screen matches at once."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    scan_deadline = time.monotonic() + timeout  # a slow pattern cannot outlast the timeout
     after = run.snapshot(stream).finished_total if since is None else since
     while True:
         ended = not run.running  # read before the snapshot, so output up to the end is seen
         generation = run.generation
         snapshot = run.snapshot(stream)
-        found = await asyncio.to_thread(output.find, snapshot, pattern, after)
+        found = await asyncio.to_thread(output.find, snapshot, pattern, after, scan_deadline)
         if found is not None:
             number, line = found
             return WaitResult(True, line, number, number, "matched")
@@ -56,4 +58,5 @@ async def wait_for_line(
 
 def last_lines(run: Run, count: int) -> list[str]:
     snapshot = run.snapshot("combined")
-    return [text for _, text in snapshot.lines(snapshot.total - count + 1, snapshot.total)]
+    lines = snapshot.lines(snapshot.total - count + 1, snapshot.total)
+    return output.clip([text for _, text in lines])
