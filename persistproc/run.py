@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import copy
 import os
+import signal
 import threading
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from persistproc import spawn, tree
+from persistproc.attachment import Attachment, line_start
 from persistproc.cleantext import LineMachine
 from persistproc.config import RUN_MARKER_ENV
 from persistproc.errors import PersistprocError
@@ -30,6 +32,7 @@ from persistproc.screen import ScreenSnapshot, TerminalScreen
 READS_PER_WAKEUP = 16  # bounded, so one chatty child cannot starve the loop
 DRAIN_GRACE = 2.0  # after exit, how long to wait for descendants to let go of the terminal
 SCREEN_REBUILD_BYTES = 64 * 1024
+REPLAY_BYTES = 64 * 1024
 MAX_PENDING_INPUT = 1024 * 1024
 RAW_LOG = "output.raw"
 
@@ -58,6 +61,7 @@ class Run:
         self._usage_cache: dict[int, psutil.Process] = {}
         self._on_end: Callable[[Run], None] | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
+        self.attachments: list[Attachment] = []
 
     # ----- starting -------------------------------------------------------------------------
     @classmethod
@@ -137,6 +141,8 @@ class Run:
         self.raw.append(data)
         if stream == "stderr" and self.views["stdout"] is self.views["combined"]:
             self._split_stdout()  # before the combined view sees stderr's bytes
+        for attachment in self.attachments:
+            attachment.push(data)
         self.views["combined"].feed(data)
         if stream == "stderr":
             self.views["stderr"].feed(data)
@@ -205,6 +211,8 @@ class Run:
             self.record.status = Status.EXITED if returncode == 0 else Status.FAILED
         self.ended.set()
         self._notify()
+        for attachment in self.attachments:
+            attachment.close()
         if self._on_end is not None:
             self._on_end(self)
 
@@ -248,24 +256,61 @@ class Run:
 
     async def screen(self) -> ScreenSnapshot:
         async with self._screen_lock:
-            if self.raw is None:
-                data = _file_tail(self.log_dir / RAW_LOG, SCREEN_REBUILD_BYTES)
-                fresh, offset = True, 0
-            else:
-                offset = self.raw.size
-                pending = self.raw.since(self._screen_offset) if self._screen else None
-                fresh = pending is None or len(pending) > 4 * SCREEN_REBUILD_BYTES
-                data = self.raw.tail(SCREEN_REBUILD_BYTES)[1] if fresh else pending or b""
-            alternate = self.alternate_screen
-            if fresh:
-                self._screen = TerminalScreen(self.columns, self.rows)
-            screen = self._screen
-            assert screen is not None
-            prefix = b"\x1b[?1049h" if fresh and alternate else b""
-            self._screen_offset = offset
-            # pyte is slow (about 1 MB/s): feed it off the loop.
-            await asyncio.to_thread(screen.feed, prefix + data)
-            return screen.snapshot()
+            return (await self._caught_up_screen()).snapshot()
+
+    async def _caught_up_screen(self) -> TerminalScreen:
+        """The pyte screen fed up to the newest output; rebuilt from the tail when far behind."""
+        if self.raw is None:
+            data = _file_tail(self.log_dir / RAW_LOG, SCREEN_REBUILD_BYTES)
+            fresh, offset = True, 0
+        else:
+            offset = self.raw.size
+            pending = self.raw.since(self._screen_offset) if self._screen else None
+            fresh = pending is None or len(pending) > 4 * SCREEN_REBUILD_BYTES
+            data = self.raw.tail(SCREEN_REBUILD_BYTES)[1] if fresh else pending or b""
+        alternate = self.alternate_screen
+        if fresh:
+            self._screen = TerminalScreen(self.columns, self.rows)
+        screen = self._screen
+        assert screen is not None
+        prefix = b"\x1b[?1049h" if fresh and alternate else b""
+        self._screen_offset = offset
+        # pyte is slow (about 1 MB/s): feed it off the loop.
+        await asyncio.to_thread(screen.feed, prefix + data)
+        return screen
+
+    # ----- attached terminals -----------------------------------------------------------------
+    def attach(self, read_only: bool, columns: int, rows: int) -> Attachment:
+        attachment = Attachment(read_only, columns, rows)
+        if self.running:
+            self.attachments.append(attachment)
+        else:
+            attachment.close()
+        return attachment
+
+    def detach(self, attachment: Attachment) -> None:
+        attachment.close()
+        if attachment in self.attachments:
+            self.attachments.remove(attachment)
+
+    async def repaint(self) -> bytes:
+        """What a terminal that attaches (or fell behind) needs to show the process as it is now:
+        a full-screen program's screen with its modes, or the recent output of a line-mode one
+        (replayed so the terminal's own scrollback works)."""
+        if self.alternate_screen:
+            async with self._screen_lock:
+                screen = await self._caught_up_screen()
+                return await asyncio.to_thread(screen.render_ansi)
+        if self.raw is None:
+            return line_start(_file_tail(self.log_dir / RAW_LOG, REPLAY_BYTES))
+        return line_start(self.raw.tail(REPLAY_BYTES)[1])
+
+    def nudge(self) -> None:
+        """Ask the foreground program to repaint (full-screen programs redraw on SIGWINCH)."""
+        if self._child is None or self._child.terminal_fd not in self._open_fds:
+            return
+        with contextlib.suppress(OSError):
+            os.killpg(os.tcgetpgrp(self._child.terminal_fd), signal.SIGWINCH)
 
     def usage(self) -> tuple[float, int, list[int]]:
         if not self.running or self._child is None:

@@ -23,6 +23,7 @@ from persistproc.keys import encode_keys
 from persistproc.model import RunRecord, Status, derive_name, now_iso, validate_name
 from persistproc.process import ManagedProcess, load_state, save_state
 from persistproc.run import Run
+from persistproc.terminal import AttachedTerminal
 from persistproc.validate import (
     check_directory,
     check_environment,
@@ -328,6 +329,14 @@ class Supervisor:
             raise PersistprocError(f"{process.name!r} is not running: input cannot be delivered")
         process.run.write(data)
         return {"bytes_sent": len(data), "process": process.info()}
+
+    def attach(
+        self, pid: int | None, name: str | None, read_only: bool, columns: int, rows: int
+    ) -> tuple[ManagedProcess, AttachedTerminal]:
+        process = self.resolve(pid, name)
+        if process.run is None or not process.run.running:
+            raise Conflict(f"{process.name!r} is not running: restart it to attach")
+        return process, AttachedTerminal(process.run, read_only, columns, rows)
 
     async def wait(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -78,6 +79,10 @@ def serve(host: str, port: int, data_dir: Path) -> int:
     log.info(
         "serving MCP at http://%s:%d/mcp/ (data in %s)", shown, sock.getsockname()[1], data_dir
     )
+    # uvicorn stops gracefully on SIGINT/SIGTERM (our lifespan stops every process), then raises
+    # the signal again for the handlers it found. Finding these no-ops, the exit is ours: status 0.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     asyncio.run(server.serve(sockets=[sock]))
     log.info("stopped")
     return 0

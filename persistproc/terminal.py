@@ -1,0 +1,70 @@
+"""A terminal attached to a process: the supervisor hands one to the attach adapter.
+
+It owns the attach-time repaint, the stream of output (with repaints for a client that fell
+behind), input, and the size rule: the most recently active interactive terminal sets the size;
+read-only terminals never resize and never type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from persistproc.attachment import Attachment
+from persistproc.errors import PersistprocError
+from persistproc.run import Run
+
+CLEAR = b"\x1b[H\x1b[2J"
+
+
+class AttachedTerminal:
+    def __init__(self, run: Run, read_only: bool, columns: int, rows: int) -> None:
+        self.run = run
+        self.read_only = read_only
+        self.columns, self.rows = columns, rows
+        self._attachment: Attachment | None = None
+
+    async def output(self) -> AsyncIterator[bytes]:
+        """The repaint, then every chunk as it comes; ends when the run ends or on close()."""
+        run = self.run
+        if not self.read_only:
+            self._take_size()
+        if run.alternate_screen:
+            self._attachment = run.attach(self.read_only, self.columns, self.rows)
+            yield await run.repaint()
+            run.nudge()
+        else:
+            first = await run.repaint()  # line mode: the ring's tail, read without awaiting
+            self._attachment = run.attach(self.read_only, self.columns, self.rows)
+            yield first
+        attachment = self._attachment
+        while True:
+            data = await attachment.take()
+            if attachment.behind:
+                attachment.behind = False
+                yield CLEAR + await run.repaint()
+                continue
+            if data is None:
+                return
+            if data:
+                yield data
+
+    def write(self, data: bytes) -> None:
+        if self.read_only:
+            raise PersistprocError("this terminal is attached read-only")
+        self._take_size()
+        self.run.write(data)
+
+    def resize(self, columns: int, rows: int) -> None:
+        if not (1 <= columns <= 1000 and 1 <= rows <= 1000):
+            raise PersistprocError(f"invalid terminal size {columns}x{rows}")
+        self.columns, self.rows = columns, rows
+        if not self.read_only:
+            self._take_size()
+
+    def _take_size(self) -> None:
+        if (self.run.columns, self.run.rows) != (self.columns, self.rows) and self.run.running:
+            self.run.resize(self.columns, self.rows)
+
+    def close(self) -> None:
+        if self._attachment is not None:
+            self.run.detach(self._attachment)
