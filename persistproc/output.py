@@ -198,11 +198,18 @@ def _grep(
 
 
 def find(
-    snapshot: Snapshot, pattern: regex.Pattern[str], after: int, deadline: float
+    snapshot: Snapshot,
+    pattern: regex.Pattern[str],
+    after: int,
+    deadline: float,
+    seen: dict[int, str] | None = None,
 ) -> tuple[int, str] | None:
-    """The first line after line `after` that matches, unfinished last line included; None when
-    nothing matches or the monotonic `deadline` passes first."""
+    """The first line after line `after` that matches, unfinished last line included, skipping
+    lines that still read as they did in `seen`; None when nothing matches or the monotonic
+    `deadline` passes first."""
     for number, text in snapshot.lines(after + 1, snapshot.total):
+        if seen and seen.get(number) == text:
+            continue
         if search(pattern, text):
             return number, text
         if time.monotonic() > deadline:

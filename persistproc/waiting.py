@@ -40,19 +40,28 @@ async def wait_for_line(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     scan_deadline = time.monotonic() + timeout  # a slow pattern cannot outlast the timeout
-    after = run.snapshot(stream).finished_total if since is None else since
+    start = run.snapshot(stream)
+    seen: dict[int, str] = {}
+    if since is None:
+        # "New" output: finished lines now in the window count only once a redraw changes them.
+        after = start.committed
+        seen = dict(start.lines(start.committed + 1, start.finished_total))
+    else:
+        after = since
     while True:
         ended = not run.running  # read before the snapshot, so output up to the end is seen
         generation = run.generation
         snapshot = run.snapshot(stream)
-        found = await asyncio.to_thread(output.find, snapshot, pattern, after, scan_deadline)
+        found = await asyncio.to_thread(output.find, snapshot, pattern, after, scan_deadline, seen)
         if found is not None:
             number, line = found
             return WaitResult(True, line, number, number, "matched")
-        after = max(after, snapshot.finished_total)
+        # Lines still in the window may be redrawn (progress, status blocks): look at them again.
+        after = max(after, snapshot.committed)
         remaining = deadline - loop.time()
         if ended or remaining <= 0:
-            return WaitResult(False, None, None, after, "exited" if ended else "timeout")
+            cursor = max(after, snapshot.finished_total if since is None else after)
+            return WaitResult(False, None, None, cursor, "exited" if ended else "timeout")
         await run.wait_changed(generation, remaining)
 
 

@@ -1,0 +1,148 @@
+"""Shared test fixtures: a real persistproc server on a free port, and fixture command lines."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+RUN_MARKER_ENV = "PERSISTPROC_RUN_ID"  # set by the server in every child's environment
+# Set in the servers' environment (children inherit it), so that the leak check only looks at
+# processes of this test session and never at those of another persistproc on the machine.
+SESSION_ENV = "PERSISTPROC_TEST_SESSION"
+SESSION = uuid.uuid4().hex
+STARTUP_TIMEOUT = 20.0
+SHUTDOWN_TIMEOUT = 20.0
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+
+
+def fixture_cmd(name: str, *args: str) -> str:
+    """A shell command line that runs fixtures/<name>.py with this interpreter."""
+    return shlex.join([sys.executable, str(FIXTURES / f"{name}.py"), *args])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    port: int
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp/"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> int:
+        """SIGTERM, then SIGKILL if it does not exit in time; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        return self.proc.returncode
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with _DIRECT.open(f"{base}/health", timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_server(data_dir: Path, port: int | None = None) -> Server:
+    """Start `persistproc --serve` and return once /health answers."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "persistproc", "--serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--data-dir", str(data_dir)],
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, SESSION_ENV: SESSION},
+    )
+    server = Server(port, data_dir, proc)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not _healthy(server.base):
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before it was ready")
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"the server did not answer /health within {STARTUP_TIMEOUT:g} s")
+        time.sleep(0.05)  # readiness probe interval
+    return server
+
+
+def leftover_processes() -> list[psutil.Process]:
+    """Live processes (not zombies) that a server of this test session started."""
+    found = []
+    for process in psutil.process_iter(["pid", "status"]):
+        try:
+            if process.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            env = process.environ()
+            if RUN_MARKER_ENV in env and env.get(SESSION_ENV) == SESSION:
+                found.append(process)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def kill_leftovers() -> list[str]:
+    """Kill every leftover child of a server; describe what was found."""
+    leftovers = leftover_processes()
+    described = []
+    for process in leftovers:
+        try:
+            described.append(f"{process.pid} {' '.join(process.cmdline())}")
+            process.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(leftovers, timeout=5)
+    return described
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers on demand (start(data_dir=None)); all are stopped and checked at teardown."""
+    started: list[Server] = []
+
+    def start(data_dir: Path | None = None) -> Server:
+        server = start_server(data_dir or tmp_path / "data")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+    leaked = kill_leftovers()
+    assert not leaked, f"processes outlived the server: {leaked}"
+
+
+@pytest.fixture
+def server(server_factory: Callable[..., Server]) -> Server:
+    """A running server with its own data directory."""
+    return server_factory()
