@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 DEFAULT_DETACH_KEY = "ctrl-\\"
 DOUBLE_PRESS_SECONDS = 0.4
+HOLD_SECONDS = 0.03  # how long a lone ESC may wait to see whether a key report follows
 
 _CTRL_BASE = {0x1C: "\\", 0x1D: "]", 0x1E: "^", 0x1F: "_", 0x00: "@"}
 
@@ -80,6 +81,11 @@ class DetachMatcher:
             return Scan(bytes(out), detach=True)
         out += rest
         return Scan(bytes(out), armed=self._armed)
+
+    @property
+    def holding(self) -> bool:
+        """Bytes are held back, waiting to see whether they start a key report."""
+        return bool(self._held)
 
     def flush(self) -> Scan:
         """No more input came for a moment: release what was held; a lone press detaches."""
