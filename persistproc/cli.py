@@ -1,4 +1,4 @@
-"""The `persistproc` command."""
+"""The `persistproc` command: `--serve` runs the server; subcommands talk to a running one."""
 
 from __future__ import annotations
 
@@ -7,17 +7,32 @@ import sys
 from collections.abc import Sequence
 
 from persistproc import __version__, paths
+from persistproc.client.api import Client
+from persistproc.client.commands import run as run_command
+from persistproc.client.options import add_commands
 from persistproc.config import DEFAULT_HOST, parse_port, port_from_env
 
 DESCRIPTION = """Run development processes under pseudo-terminals and share them between people and
-AI agents (MCP at http://127.0.0.1:8947/mcp/)."""
+AI agents (MCP at http://127.0.0.1:8947/mcp/).
+
+Start the server with `persistproc --serve`; the commands below talk to it."""
 
 EPILOG = """environment:
   PERSISTPROC_PORT       port to serve on or talk to (default 8947)
   PERSISTPROC_DATA_DIR   where process lists and logs are kept
+  NO_COLOR               set to turn colors off
 
 exit status:
-  0  success; 1  the server could not start (port in use, ...); 2  bad usage"""
+  0    success
+  1    failure: an error from the server, no such process, no server running, `wait` or
+       `restart --wait-for` saw no matching line, or the server could not start
+  2    bad usage
+  130  interrupted (Ctrl-C)
+
+`persistproc COMMAND --help` describes each command."""
+
+HOST_HELP = f"address to listen on (--serve) or to connect to (default {DEFAULT_HOST})"
+PORT_HELP = "port to listen on or connect to (default $PERSISTPROC_PORT or 8947)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,14 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"persistproc {__version__}")
     parser.add_argument("--serve", action="store_true", help="run the server in the foreground")
-    parser.add_argument(
-        "--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)"
-    )
-    parser.add_argument("--port", help="port (default $PERSISTPROC_PORT or 8947)")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=HOST_HELP)
+    parser.add_argument("--port", help=PORT_HELP)
     parser.add_argument(
         "--data-dir",
         help="data directory (default $PERSISTPROC_DATA_DIR or the platform's user data directory)",
     )
+    # --host and --port are accepted after the subcommand too. SUPPRESS keeps a subcommand that
+    # was not given them from overwriting the values parsed before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", default=argparse.SUPPRESS, help=HOST_HELP)
+    common.add_argument("--port", default=argparse.SUPPRESS, help=PORT_HELP)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    add_commands(subparsers, common)
+    # Still to come, as interactive commands over a WebSocket (a client/attach module):
+    # `persistproc attach PID|NAME`, and `persistproc [run] CMD ARGS...`, which will run a command
+    # as if typed directly; main() will then treat a first word that is not a subcommand as CMD.
     return parser
 
 
@@ -47,12 +70,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         port = parse_port(args.port) if args.port is not None else port_from_env()
     except ValueError as error:
         parser.error(str(error))
-    if not args.serve:
+    if args.serve:
+        if args.command is not None:
+            parser.error(f"--serve runs the server; it cannot be combined with {args.command!r}")
+        from persistproc.server.main import serve  # the server's imports are heavy; load on demand
+
+        return serve(args.host, port, paths.data_dir(args.data_dir))
+    if args.command is None:
         parser.print_help()
         return 2
-    from persistproc.server.main import serve  # the server's imports are heavy; load on demand
-
-    return serve(args.host, port, paths.data_dir(args.data_dir))
+    return run_command(args, Client(args.host, port))
 
 
 if __name__ == "__main__":

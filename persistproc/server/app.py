@@ -1,9 +1,10 @@
-"""The HTTP application: MCP at /mcp (and /mcp/), a health route, Host and Origin checks on all."""
+"""The HTTP application: MCP at /mcp (and /mcp/), JSON routes for the CLI at /api/, a health route,
+Host and Origin checks on all."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from persistproc import __version__
 from persistproc.config import MCP_PATH
 from persistproc.hostcheck import is_allowed_origin, is_loopback_host
+from persistproc.server.rest import build_rest_app
 from persistproc.server.tools import build_mcp
 from persistproc.supervisor import Supervisor
 
@@ -64,7 +66,11 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, messa
     await send({"type": "http.response.body", "body": body})
 
 
-def build_app(supervisor: Supervisor) -> Starlette:
+def build_app(
+    supervisor: Supervisor, request_shutdown: Callable[[], None] | None = None
+) -> Starlette:
+    """The server's application. request_shutdown is what POST /api/shutdown does once it has
+    answered (default: SIGTERM to this process); tests that serve in-process replace it."""
     mcp_app = build_mcp(supervisor).http_app(path="/", host_origin_protection=False)
 
     async def health(_: Request) -> JSONResponse:
@@ -81,7 +87,11 @@ def build_app(supervisor: Supervisor) -> Starlette:
             finally:
                 await supervisor.shutdown()
 
-    routes: list[Any] = [Route("/health", health), Mount(MCP_PATH, app=mcp_app)]
+    routes: list[Any] = [
+        Route("/health", health),
+        Mount("/api", app=build_rest_app(supervisor, request_shutdown)),
+        Mount(MCP_PATH, app=mcp_app),
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(GuardMiddleware)
     return app

@@ -1,0 +1,203 @@
+"""A small synchronous JSON client for the server's /api/ routes, over http.client.
+
+Every failure is a ClientError whose message is meant to be shown as it is: no server, the server's
+own error message, or what went wrong on the way.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any, TypeAlias
+from urllib.parse import quote, urlencode
+
+from persistproc.config import DEFAULT_HOST, DEFAULT_PORT
+
+DEFAULT_TIMEOUT = 30.0
+# Extra seconds on top of a wait the server does on our behalf, so the reply arrives before the
+# socket gives up on it.
+MARGIN = 15.0
+
+Target: TypeAlias = "str | int"  # a pid, or a name
+
+
+class ClientError(Exception):
+    """A failure with a message for the person at the terminal."""
+
+
+class ServerUnavailable(ClientError):
+    """Nothing listens on the address."""
+
+
+class ApiError(ClientError):
+    """The server answered with an error; the message is the server's."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Client:
+    def __init__(
+        self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    # ----- transport ----------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """One request; returns the decoded JSON answer or raises ClientError."""
+        if query:
+            kept = {k: v for k, v in query.items() if v is not None}
+            if kept:
+                path += "?" + urlencode(kept)
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json"}
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        connection = http.client.HTTPConnection(
+            self.host, self.port, timeout=self.timeout if timeout is None else timeout
+        )
+        try:
+            connection.request(method, path, body=payload, headers=headers)
+            response = connection.getresponse()
+            status, reason, data = response.status, response.reason, response.read()
+        except ConnectionRefusedError:
+            raise ServerUnavailable(
+                f"no persistproc server on {self.address} (start one with 'persistproc --serve')"
+            ) from None
+        except TimeoutError:
+            raise ClientError(
+                f"the server on {self.address} did not answer within {connection.timeout:g} s"
+            ) from None
+        except (http.client.HTTPException, ConnectionError) as error:
+            raise ClientError(
+                f"the server on {self.address} closed the connection ({type(error).__name__})"
+            ) from None
+        except OSError as error:
+            raise ClientError(
+                f"cannot reach persistproc on {self.address}: {error.strerror or error}"
+            ) from None
+        finally:
+            connection.close()
+        return _decode(status, reason, data, self.address)
+
+    # ----- one method per route -----------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/health", timeout=5)
+        return result
+
+    def list_processes(self, working_directory: str | None = None) -> list[dict[str, Any]]:
+        answer = self.request(
+            "GET", "/api/processes", query={"working_directory": working_directory}
+        )
+        processes: list[dict[str, Any]] = answer["processes"]
+        return processes
+
+    def start(
+        self,
+        command: str,
+        working_directory: str,
+        *,
+        wait_for: str | None = None,
+        wait_timeout: float = 30,
+        **options: Any,
+    ) -> dict[str, Any]:
+        body = {"command": command, "working_directory": working_directory, **options}
+        if wait_for is not None:
+            body.update(wait_for=wait_for, wait_timeout=wait_timeout)
+        return self._object("POST", "/api/processes", body=body, timeout=wait_timeout + MARGIN)
+
+    def status(self, target: Target) -> dict[str, Any]:
+        return self._object("GET", _path(target))
+
+    def output(
+        self,
+        target: Target,
+        *,
+        stream: str = "combined",
+        lines: int = 100,
+        since: int | None = None,
+        grep: str | None = None,
+        run: int | None = None,
+    ) -> dict[str, Any]:
+        query = {"stream": stream, "lines": lines, "since": since, "grep": grep, "run": run}
+        return self._object("GET", _path(target, "output"), query=query)
+
+    def screen(self, target: Target) -> dict[str, Any]:
+        return self._object("GET", _path(target, "screen"))
+
+    def stop(self, target: Target, *, force: bool = False, timeout: float = 10) -> dict[str, Any]:
+        body = {"force": force, "timeout": timeout}
+        # The server waits `timeout` for SIGTERM, then for SIGKILL to take effect.
+        return self._object("POST", _path(target, "stop"), body=body, timeout=timeout + MARGIN)
+
+    def restart(
+        self, target: Target, *, wait_for: str | None = None, wait_timeout: float = 30
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if wait_for is not None:
+            body.update(wait_for=wait_for, wait_timeout=wait_timeout)
+        # The server first stops the old run (up to 10 s), then waits for wait_for.
+        timeout = 10 + (wait_timeout if wait_for is not None else 0) + MARGIN
+        return self._object("POST", _path(target, "restart"), body=body, timeout=timeout)
+
+    def send(
+        self, target: Target, text: str | None = None, keys: list[str] | None = None
+    ) -> dict[str, Any]:
+        return self._object("POST", _path(target, "input"), body={"text": text, "keys": keys})
+
+    def wait(
+        self,
+        target: Target,
+        pattern: str,
+        *,
+        timeout: float = 30,
+        since: int | None = None,
+        stream: str = "combined",
+    ) -> dict[str, Any]:
+        body = {"pattern": pattern, "timeout": timeout, "since": since, "stream": stream}
+        return self._object("POST", _path(target, "wait"), body=body, timeout=timeout + MARGIN)
+
+    def remove(self, target: Target) -> dict[str, Any]:
+        return self._object("DELETE", _path(target), timeout=10 + MARGIN)
+
+    def shutdown(self) -> dict[str, Any]:
+        return self._object("POST", "/api/shutdown", body={})
+
+    def _object(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        answer = self.request(method, path, **options)
+        if not isinstance(answer, dict):
+            raise ClientError(f"unexpected answer from the server on {self.address}: {answer!r}")
+        return answer
+
+
+def _path(target: Target, action: str | None = None) -> str:
+    path = "/api/processes/" + quote(str(target), safe="")
+    return f"{path}/{action}" if action else path
+
+
+def _decode(status: int, reason: str, data: bytes, address: str) -> Any:
+    try:
+        answer = json.loads(data) if data else None
+    except ValueError:
+        answer = None
+    if status >= 400:
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            raise ApiError(status, answer["error"])
+        raise ApiError(status, f"the server on {address} answered HTTP {status} {reason}")
+    if answer is None:
+        raise ClientError(f"the server on {address} sent an answer that is not JSON")
+    return answer
