@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from persistproc import __version__, paths
 from persistproc.client.api import Client
 from persistproc.client.commands import run as run_command
+from persistproc.client.interactive import add_interactive_commands
 from persistproc.client.options import add_commands
 from persistproc.config import DEFAULT_HOST, parse_port, port_from_env
 
@@ -57,15 +58,39 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--port", default=argparse.SUPPRESS, help=PORT_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     add_commands(subparsers, common)
-    # Still to come, as interactive commands over a WebSocket (a client/attach module):
-    # `persistproc attach PID|NAME`, and `persistproc [run] CMD ARGS...`, which will run a command
-    # as if typed directly; main() will then treat a first word that is not a subcommand as CMD.
+    add_interactive_commands(subparsers, common)
     return parser
+
+
+_TOP_OPTIONS_WITH_VALUE = {"--host", "--port", "--data-dir"}
+
+
+def _implicit_run(argv: list[str], commands: set[str]) -> list[str]:
+    """`persistproc npm run dev` means `persistproc run npm run dev`."""
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in _TOP_OPTIONS_WITH_VALUE:
+            index += 2
+        elif word.split("=", 1)[0] in _TOP_OPTIONS_WITH_VALUE:
+            index += 1
+        elif word in commands or word in {"-h", "--help", "--version", "--serve"}:
+            return argv
+        elif word == "--" or not word.startswith("-") or word.split("=")[0] in _RUN_OPTIONS:
+            return [*argv[:index], "run", *argv[index:]]
+        else:
+            return argv
+    return argv
+
+
+_RUN_OPTIONS = {"--name", "--detach", "--no-server-start", "--detach-key"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    commands = set(_subcommands(parser))
+    args = parser.parse_args(_implicit_run(words, commands))
     try:
         port = parse_port(args.port) if args.port is not None else port_from_env()
     except ValueError as error:
@@ -80,6 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     return run_command(args, Client(args.host, port))
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from persistproc import __version__
 from persistproc.config import MCP_PATH
 from persistproc.hostcheck import is_allowed_origin, is_loopback_host
+from persistproc.server.attach import make_endpoint as make_attach_endpoint
 from persistproc.server.rest import build_rest_app
 from persistproc.server.tools import build_mcp
 from persistproc.supervisor import Supervisor
@@ -89,6 +90,7 @@ def build_app(
 
     routes: list[Any] = [
         Route("/health", health),
+        WebSocketRoute("/api/processes/{target}/attach", make_attach_endpoint(supervisor)),
         Mount("/api", app=build_rest_app(supervisor, request_shutdown)),
         Mount(MCP_PATH, app=mcp_app),
     ]

@@ -72,7 +72,7 @@ def serve(host: str, port: int, data_dir: Path) -> int:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=3,
-        ws="none",
+        ws="websockets-sansio",
     )
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
