@@ -33,6 +33,7 @@ READS_PER_WAKEUP = 16  # bounded, so one chatty child cannot starve the loop
 DRAIN_GRACE = 2.0  # after exit, how long to wait for descendants to let go of the terminal
 SCREEN_REBUILD_BYTES = 64 * 1024
 REPLAY_BYTES = 64 * 1024
+FLUSH_SECONDS = 0.5
 MAX_PENDING_INPUT = 1024 * 1024
 RAW_LOG = "output.raw"
 
@@ -94,7 +95,22 @@ class Run:
         for fd, stream in run._open_fds.items():
             loop.add_reader(fd, run._on_readable, fd, stream)
         run._watch_exit(loop)
+        run._flush_later(loop)
         return run
+
+    def _flush_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep the files on disk current for readers outside the server (`tail -f`, `--raw`);
+        the read path itself only fills buffers."""
+
+        def tick() -> None:
+            if self.ended.is_set() or self.raw is None:
+                return
+            self.raw.flush()
+            for view in {id(v): v for v in self.views.values()}.values():
+                view.store.flush()
+            loop.call_later(FLUSH_SECONDS, tick)
+
+        loop.call_later(FLUSH_SECONDS, tick)
 
     @classmethod
     def from_disk(cls, record: RunRecord, columns: int, rows: int) -> Run:
