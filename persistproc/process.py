@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from persistproc.model import RunRecord, Status
-from persistproc.run import RAW_LOG, Run
+from persistproc.recording import RAW_LOG
+from persistproc.run import Run
 
 STATE_VERSION = 1
 
@@ -54,8 +55,8 @@ class ManagedProcess:
             "log_path": str(log_dir / RAW_LOG) if log_dir else None,
             "clean_log_path": str(log_dir / "combined.log") if log_dir else None,
         }
-        if self.run is not None and self.run.write_error:
-            info["log_error"] = self.run.write_error
+        if self.run is not None and self.run.recording.write_error:
+            info["log_error"] = self.run.recording.write_error
         return info
 
     def to_state(self) -> dict[str, Any]:

@@ -1,15 +1,13 @@
-"""One run of one process: its PTYs, its output, its exit, and stopping it.
+"""One run of one process: its PTYs, its exit, its input and size, and stopping it.
 
 Everything here runs on the event loop thread. The read callbacks are synchronous and never await:
-raw log, ring, line machines, notify waiters. The pyte screen is not fed on this path; it catches up
-from the ring when somebody asks for it.
+each chunk goes to the run's Recording, then waiters are told.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import os
 import signal
 import threading
@@ -20,22 +18,15 @@ from pathlib import Path
 import psutil
 
 from persistproc import spawn, tree
-from persistproc.attachment import Attachment, line_start
-from persistproc.cleantext import LineMachine
 from persistproc.config import RUN_MARKER_ENV
 from persistproc.errors import PersistprocError
-from persistproc.logs import LineStore, RawLog
-from persistproc.model import STREAMS, RunRecord, Status, describe_wait_status, now_iso
-from persistproc.output import Snapshot, StreamView
-from persistproc.screen import ScreenSnapshot, TerminalScreen
+from persistproc.model import RunRecord, Status, describe_wait_status, now_iso
+from persistproc.recording import Recording
 
 READS_PER_WAKEUP = 16  # bounded, so one chatty child cannot starve the loop
 DRAIN_GRACE = 2.0  # after exit, how long to wait for descendants to let go of the terminal
-SCREEN_REBUILD_BYTES = 64 * 1024
-REPLAY_BYTES = 64 * 1024
 FLUSH_SECONDS = 0.5
 MAX_PENDING_INPUT = 1024 * 1024
-RAW_LOG = "output.raw"
 
 
 class Run:
@@ -49,20 +40,15 @@ class Run:
         self.ended = asyncio.Event()
         self.generation = 0  # counts output chunks: waiters compare it to what they have seen
         self._waiter: asyncio.Future[None] | None = None
-        self.views: dict[str, StreamView] = {}
-        self.raw: RawLog | None = None
+        self.recording = Recording(log_dir, columns, rows, live=False)
         self._child: spawn.Child | None = None
         self._open_fds: dict[int, str] = {}
         self._exited = False
         self._pidfd: int | None = None
         self._input = bytearray()
-        self._screen: TerminalScreen | None = None
-        self._screen_offset = 0
-        self._screen_lock = asyncio.Lock()
         self._usage_cache: dict[int, psutil.Process] = {}
         self._on_end: Callable[[Run], None] | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
-        self.attachments: list[Attachment] = []
 
     # ----- starting -------------------------------------------------------------------------
     @classmethod
@@ -84,10 +70,7 @@ class Run:
         child_env = {**env, RUN_MARKER_ENV: run.marker}
         run._child = spawn.spawn(command, cwd, child_env, columns, rows, merge_stderr)
         record.pid = run._child.pid
-        run.raw = RawLog(log_dir / RAW_LOG)
-        combined = StreamView(LineStore(log_dir / "combined.log"), LineMachine())
-        stderr = StreamView(LineStore(log_dir / "stderr.log"), LineMachine())
-        run.views = {"combined": combined, "stdout": combined, "stderr": stderr}
+        run.recording = Recording(log_dir, columns, rows, live=True)
         loop = asyncio.get_running_loop()
         run._open_fds = {run._child.terminal_fd: "stdout"}
         if run._child.stderr_fd is not None:
@@ -103,12 +86,9 @@ class Run:
         the read path itself only fills buffers."""
 
         def tick() -> None:
-            if self.ended.is_set() or self.raw is None:
-                return
-            self.raw.flush()
-            for view in {id(v): v for v in self.views.values()}.values():
-                view.store.flush()
-            loop.call_later(FLUSH_SECONDS, tick)
+            if not self.ended.is_set():
+                self.recording.flush()
+                loop.call_later(FLUSH_SECONDS, tick)
 
         loop.call_later(FLUSH_SECONDS, tick)
 
@@ -117,8 +97,6 @@ class Run:
         """A run of an earlier server: its logs are readable, nothing is running."""
         log_dir = Path(record.log_dir)
         run = cls(record, log_dir, columns, rows)
-        for stream in STREAMS:
-            run.views[stream] = StreamView(LineStore(log_dir / f"{stream}.log"), None)
         run._exited = True
         run.ended.set()
         return run
@@ -150,30 +128,8 @@ class Run:
             if not data:
                 self._close_fd(fd)
                 return
-            self._ingest(stream, data)
-
-    def _ingest(self, stream: str, data: bytes) -> None:
-        assert self.raw is not None
-        self.raw.append(data)
-        if stream == "stderr" and self.views["stdout"] is self.views["combined"]:
-            self._split_stdout()  # before the combined view sees stderr's bytes
-        for attachment in self.attachments:
-            attachment.push(data)
-        self.views["combined"].feed(data)
-        if stream == "stderr":
-            self.views["stderr"].feed(data)
-        elif self.views["stdout"] is not self.views["combined"]:
-            self.views["stdout"].feed(data)
-        self._notify()
-
-    def _split_stdout(self) -> None:
-        """Until stderr says something, stdout's lines are exactly the combined ones, so stdout
-        shares the combined view (half the line-machine work). Now they part."""
-        combined = self.views["combined"]
-        assert combined.machine is not None
-        self.views["stdout"] = StreamView(
-            combined.store.copy_to(self.log_dir / "stdout.log"), copy.deepcopy(combined.machine)
-        )
+            self.recording.ingest(stream, data)
+            self._notify()
 
     def _close_fd(self, fd: int) -> None:
         if self._open_fds.pop(fd, None) is None:
@@ -207,16 +163,8 @@ class Run:
             return
         if self._drain_timer is not None:
             self._drain_timer.cancel()
-        assert self._child is not None and self.raw is not None
-        if self.views["stdout"] is self.views["combined"]:
-            # stdout equalled combined to the end: make its own log file for readers after us
-            self.views["combined"].finish()
-            self.views["combined"].store.copy_to(self.log_dir / "stdout.log")
-            self.views["stderr"].finish()
-        else:
-            for view in self.views.values():
-                view.finish()
-        self.raw.close()
+        assert self._child is not None
+        self.recording.finish()
         returncode = self._child.popen.returncode
         exit_code, signal_name = describe_wait_status(returncode)
         self.record.exit_code, self.record.signal = exit_code, signal_name
@@ -227,8 +175,6 @@ class Run:
             self.record.status = Status.EXITED if returncode == 0 else Status.FAILED
         self.ended.set()
         self._notify()
-        for attachment in self.attachments:
-            attachment.close()
         if self._on_end is not None:
             self._on_end(self)
 
@@ -236,15 +182,6 @@ class Run:
     @property
     def running(self) -> bool:
         return not self.ended.is_set()
-
-    @property
-    def write_error(self) -> str | None:
-        errors = [v.store.write_error for v in self.views.values()]
-        errors.append(self.raw.write_error if self.raw else None)
-        return next((e for e in errors if e), None)
-
-    def snapshot(self, stream: str) -> Snapshot:
-        return self.views[stream].snapshot()
 
     def _notify(self) -> None:
         self.generation += 1
@@ -264,62 +201,6 @@ class Run:
             self._waiter = asyncio.get_running_loop().create_future()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
-
-    @property
-    def alternate_screen(self) -> bool:
-        machine = self.views["combined"].machine
-        return machine is not None and machine.alternate_screen
-
-    async def screen(self) -> ScreenSnapshot:
-        async with self._screen_lock:
-            return (await self._caught_up_screen()).snapshot()
-
-    async def _caught_up_screen(self) -> TerminalScreen:
-        """The pyte screen fed up to the newest output; rebuilt from the tail when far behind."""
-        if self.raw is None:
-            data = _file_tail(self.log_dir / RAW_LOG, SCREEN_REBUILD_BYTES)
-            fresh, offset = True, 0
-        else:
-            offset = self.raw.size
-            pending = self.raw.since(self._screen_offset) if self._screen else None
-            fresh = pending is None or len(pending) > 4 * SCREEN_REBUILD_BYTES
-            data = self.raw.tail(SCREEN_REBUILD_BYTES)[1] if fresh else pending or b""
-        alternate = self.alternate_screen
-        if fresh:
-            self._screen = TerminalScreen(self.columns, self.rows)
-        screen = self._screen
-        assert screen is not None
-        prefix = b"\x1b[?1049h" if fresh and alternate else b""
-        self._screen_offset = offset
-        # pyte is slow (about 1 MB/s): feed it off the loop.
-        await asyncio.to_thread(screen.feed, prefix + data)
-        return screen
-
-    # ----- attached terminals -----------------------------------------------------------------
-    def attach(self, read_only: bool, columns: int, rows: int) -> Attachment:
-        attachment = Attachment(read_only, columns, rows)
-        if self.running:
-            self.attachments.append(attachment)
-        else:
-            attachment.close()
-        return attachment
-
-    def detach(self, attachment: Attachment) -> None:
-        attachment.close()
-        if attachment in self.attachments:
-            self.attachments.remove(attachment)
-
-    async def repaint(self) -> bytes:
-        """What a terminal that attaches (or fell behind) needs to show the process as it is now:
-        a full-screen program's screen with its modes, or the recent output of a line-mode one
-        (replayed so the terminal's own scrollback works)."""
-        if self.alternate_screen:
-            async with self._screen_lock:
-                screen = await self._caught_up_screen()
-                return await asyncio.to_thread(screen.render_ansi)
-        if self.raw is None:
-            return line_start(_file_tail(self.log_dir / RAW_LOG, REPLAY_BYTES))
-        return line_start(self.raw.tail(REPLAY_BYTES)[1])
 
     def nudge(self) -> None:
         """Ask the foreground program to repaint (full-screen programs redraw on SIGWINCH)."""
@@ -368,8 +249,7 @@ class Run:
             for fd in reversed(self._child.fds):
                 if fd in self._open_fds:
                     spawn.set_window_size(fd, columns, rows)
-        if self._screen is not None:
-            self._screen.resize(columns, rows)
+        self.recording.resize(columns, rows)
 
     # ----- stopping -------------------------------------------------------------------------
     async def stop(self, force: bool, timeout: float) -> None:
@@ -403,12 +283,3 @@ class Run:
         if self._open_fds:
             self._hang_up()
         await self.ended.wait()
-
-
-def _file_tail(path: Path, size: int) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(handle.seek(0, os.SEEK_END) - size, 0))
-            return handle.read()
-    except OSError:
-        return b""

@@ -247,7 +247,7 @@ class Supervisor:
         info = process.info()
         if process.run is not None:
             cpu, rss, ports = await asyncio.to_thread(process.run.usage)
-            snapshot = process.run.snapshot("combined")
+            snapshot = process.run.recording.snapshot("combined")
             info.update(
                 cpu_percent=round(cpu, 1),
                 memory_bytes=rss,
@@ -285,7 +285,7 @@ class Supervisor:
         pattern = output.compile_pattern(grep, "grep") if grep is not None else None
         process = self.resolve(pid, name)
         run = self._run_of(process, run_number)
-        snapshot = run.snapshot(stream)
+        snapshot = run.recording.snapshot(stream)
         page = await asyncio.to_thread(output.read, snapshot, lines, since, pattern)
         return {**page.to_dict(), "stream": stream, "process": process.info()}
 
@@ -293,7 +293,7 @@ class Supervisor:
         process = self.resolve(pid, name)
         if process.run is None:
             raise NotFound(f"{process.name!r} has no run yet")
-        shot = await process.run.screen()
+        shot = await process.run.recording.screen()
         return {
             "columns": shot.columns,
             "rows": shot.rows,

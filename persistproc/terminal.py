@@ -28,20 +28,26 @@ class AttachedTerminal:
         run = self.run
         if not self.read_only:
             self._take_size()
-        if run.alternate_screen:
-            self._attachment = run.attach(self.read_only, self.columns, self.rows)
-            yield await run.repaint()
+        if run.recording.alternate_screen:
+            self._attachment = run.recording.attach(
+                self.read_only, self.columns, self.rows, run.running
+            )
+            yield await run.recording.repaint()
             run.nudge()
         else:
-            first = await run.repaint()  # line mode: the ring's tail, read without awaiting
-            self._attachment = run.attach(self.read_only, self.columns, self.rows)
+            first = (
+                await run.recording.repaint()
+            )  # line mode: the ring's tail, read without awaiting
+            self._attachment = run.recording.attach(
+                self.read_only, self.columns, self.rows, run.running
+            )
             yield first
         attachment = self._attachment
         while True:
             data = await attachment.take()
             if attachment.behind:
                 attachment.behind = False
-                yield CLEAR + await run.repaint()
+                yield CLEAR + await run.recording.repaint()
                 continue
             if data is None:
                 return
@@ -67,4 +73,4 @@ class AttachedTerminal:
 
     def close(self) -> None:
         if self._attachment is not None:
-            self.run.detach(self._attachment)
+            self.run.recording.detach(self._attachment)

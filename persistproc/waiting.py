@@ -40,7 +40,7 @@ async def wait_for_line(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     scan_deadline = time.monotonic() + timeout  # a slow pattern cannot outlast the timeout
-    start = run.snapshot(stream)
+    start = run.recording.snapshot(stream)
     seen: dict[int, str] = {}
     if since is None:
         # "New" output: finished lines now in the window count only once a redraw changes them.
@@ -51,7 +51,7 @@ async def wait_for_line(
     while True:
         ended = not run.running  # read before the snapshot, so output up to the end is seen
         generation = run.generation
-        snapshot = run.snapshot(stream)
+        snapshot = run.recording.snapshot(stream)
         found = await asyncio.to_thread(output.find, snapshot, pattern, after, scan_deadline, seen)
         if found is not None:
             number, line = found
@@ -66,6 +66,6 @@ async def wait_for_line(
 
 
 def last_lines(run: Run, count: int) -> list[str]:
-    snapshot = run.snapshot("combined")
+    snapshot = run.recording.snapshot("combined")
     lines = snapshot.lines(snapshot.total - count + 1, snapshot.total)
     return output.clip([text for _, text in lines])

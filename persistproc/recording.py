@@ -1,0 +1,168 @@
+"""What a run records and shows: the raw log with its ring, the clean-line views per stream, the
+attached terminals, and the pyte screen.
+
+`ingest` is on the read path and never awaits: raw log, ring, attachments, line machines. The pyte
+screen is not fed there; it catches up from the ring when somebody asks for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+from pathlib import Path
+
+from persistproc.attachment import Attachment, line_start
+from persistproc.cleantext import LineMachine
+from persistproc.logs import LineStore, RawLog
+from persistproc.model import STREAMS
+from persistproc.output import Snapshot, StreamView
+from persistproc.screen import ScreenSnapshot, TerminalScreen
+
+SCREEN_REBUILD_BYTES = 64 * 1024
+REPLAY_BYTES = 64 * 1024
+RAW_LOG = "output.raw"
+
+
+class Recording:
+    def __init__(self, log_dir: Path, columns: int, rows: int, live: bool) -> None:
+        """live: a new run's recording; otherwise an earlier run's, read from its files."""
+        self.log_dir = log_dir
+        self.columns, self.rows = columns, rows
+        self.raw: RawLog | None = None
+        self.attachments: list[Attachment] = []
+        self._screen: TerminalScreen | None = None
+        self._screen_offset = 0
+        self._screen_lock = asyncio.Lock()
+        if live:
+            self.raw = RawLog(log_dir / RAW_LOG)
+            combined = StreamView(LineStore(log_dir / "combined.log"), LineMachine())
+            stderr = StreamView(LineStore(log_dir / "stderr.log"), LineMachine())
+            # Until stderr says something, stdout's lines are exactly the combined ones, so
+            # stdout shares the combined view (half the line-machine work); see _split_stdout.
+            self.views = {"combined": combined, "stdout": combined, "stderr": stderr}
+        else:
+            self.views = {s: StreamView(LineStore(log_dir / f"{s}.log"), None) for s in STREAMS}
+
+    # ----- the read path ----------------------------------------------------------------------
+    def ingest(self, stream: str, data: bytes) -> None:
+        assert self.raw is not None
+        self.raw.append(data)
+        if stream == "stderr" and self.views["stdout"] is self.views["combined"]:
+            self._split_stdout()  # before the combined view sees stderr's bytes
+        for attachment in self.attachments:
+            attachment.push(data)
+        self.views["combined"].feed(data)
+        if stream == "stderr":
+            self.views["stderr"].feed(data)
+        elif self.views["stdout"] is not self.views["combined"]:
+            self.views["stdout"].feed(data)
+
+    def _split_stdout(self) -> None:
+        combined = self.views["combined"]
+        assert combined.machine is not None
+        self.views["stdout"] = StreamView(
+            combined.store.copy_to(self.log_dir / "stdout.log"), copy.deepcopy(combined.machine)
+        )
+
+    def flush(self) -> None:
+        """Keep the files on disk current for readers outside the server (`tail -f`, `--raw`)."""
+        if self.raw is not None:
+            self.raw.flush()
+        for view in {id(v): v for v in self.views.values()}.values():
+            view.store.flush()
+
+    def finish(self) -> None:
+        """End of output: commit every pending line, close the files and the attachments."""
+        if self.views["stdout"] is self.views["combined"]:
+            # stdout equalled combined to the end: give it its own file for later readers
+            self.views["combined"].finish()
+            self.views["combined"].store.copy_to(self.log_dir / "stdout.log")
+            self.views["stderr"].finish()
+        else:
+            for view in self.views.values():
+                view.finish()
+        if self.raw is not None:
+            self.raw.close()
+        for attachment in self.attachments:
+            attachment.close()
+
+    # ----- readers ----------------------------------------------------------------------------
+    @property
+    def write_error(self) -> str | None:
+        errors = [v.store.write_error for v in self.views.values()]
+        errors.append(self.raw.write_error if self.raw else None)
+        return next((e for e in errors if e), None)
+
+    def snapshot(self, stream: str) -> Snapshot:
+        return self.views[stream].snapshot()
+
+    @property
+    def alternate_screen(self) -> bool:
+        machine = self.views["combined"].machine
+        return machine is not None and machine.alternate_screen
+
+    async def screen(self) -> ScreenSnapshot:
+        async with self._screen_lock:
+            return (await self._caught_up_screen()).snapshot()
+
+    async def _caught_up_screen(self) -> TerminalScreen:
+        """The pyte screen fed up to the newest output; rebuilt from the tail when far behind."""
+        if self.raw is None:
+            data = _file_tail(self.log_dir / RAW_LOG, SCREEN_REBUILD_BYTES)
+            fresh, offset = True, 0
+        else:
+            offset = self.raw.size
+            pending = self.raw.since(self._screen_offset) if self._screen else None
+            fresh = pending is None or len(pending) > 4 * SCREEN_REBUILD_BYTES
+            data = self.raw.tail(SCREEN_REBUILD_BYTES)[1] if fresh else pending or b""
+        alternate = self.alternate_screen
+        if fresh:
+            self._screen = TerminalScreen(self.columns, self.rows)
+        screen = self._screen
+        assert screen is not None
+        prefix = b"\x1b[?1049h" if fresh and alternate else b""
+        self._screen_offset = offset
+        # pyte is slow (about 1 MB/s): feed it off the loop.
+        await asyncio.to_thread(screen.feed, prefix + data)
+        return screen
+
+    def resize(self, columns: int, rows: int) -> None:
+        self.columns, self.rows = columns, rows
+        if self._screen is not None:
+            self._screen.resize(columns, rows)
+
+    # ----- attached terminals -----------------------------------------------------------------
+    def attach(self, read_only: bool, columns: int, rows: int, running: bool) -> Attachment:
+        attachment = Attachment(read_only, columns, rows)
+        if running:
+            self.attachments.append(attachment)
+        else:
+            attachment.close()
+        return attachment
+
+    def detach(self, attachment: Attachment) -> None:
+        attachment.close()
+        if attachment in self.attachments:
+            self.attachments.remove(attachment)
+
+    async def repaint(self) -> bytes:
+        """What a terminal that attaches (or fell behind) needs to show the process as it is now:
+        a full-screen program's screen with its modes, or the recent output of a line-mode one
+        (replayed so the terminal's own scrollback works)."""
+        if self.alternate_screen:
+            async with self._screen_lock:
+                screen = await self._caught_up_screen()
+                return await asyncio.to_thread(screen.render_ansi)
+        if self.raw is None:
+            return line_start(_file_tail(self.log_dir / RAW_LOG, REPLAY_BYTES))
+        return line_start(self.raw.tail(REPLAY_BYTES)[1])
+
+
+def _file_tail(path: Path, size: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(handle.seek(0, os.SEEK_END) - size, 0))
+            return handle.read()
+    except OSError:
+        return b""
