@@ -109,12 +109,27 @@ def cmd_attach(client: Client, args: argparse.Namespace, out: Output) -> int:
     ensure_server(client, allowed=False, out=out)
     target = args.target
     if target is None:
-        running = [p for p in client.list_processes() if p["status"] == "running"]
-        if len(running) != 1:
-            names = ", ".join(f"{p['name']} ({p['pid']})" for p in running) or "none"
-            raise ClientError(f"name the process to attach to; running: {names}")
-        target = running[0]["name"]
+        target = _pick(client.list_processes())
     return _attached(client, str(target), args, out)
+
+
+def _pick(processes: list[dict[str, Any]]) -> str:
+    """The only running process, or the one the person picks when several run."""
+    running = [p for p in processes if p["status"] == "running"]
+    if len(running) == 1:
+        return str(running[0]["name"])
+    if not running:
+        raise ClientError("no process is running: start one with persistproc CMD")
+    names = ", ".join(f"{p['name']} ({p['pid']})" for p in running)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ClientError(f"several processes run: name one of {names}")
+    from prompt_toolkit.shortcuts import choice  # only needed here; slow to import
+
+    options = [(str(p["name"]), f"{p['name']}  (pid {p['pid']})  {p['command']}") for p in running]
+    try:
+        return choice("Attach to which process?", options=options)
+    except (KeyboardInterrupt, EOFError):
+        raise ClientError("nothing attached") from None
 
 
 def cmd_run(client: Client, args: argparse.Namespace, out: Output) -> int:
