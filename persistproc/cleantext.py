@@ -270,13 +270,15 @@ class LineMachine:
             self._erase_line(nums[0])
         elif final == "J":
             win, row = self._win, self._row
-            if nums[0] == 0:
+            if nums[0] in (2, 3) or (nums[0] == 0 and row == 0 and self._col == 0):
+                # Erasing from home is a clear screen (Node's console.clear, Vite): what was
+                # there is history, so it is committed, never lost.
+                self._clear()
+            elif nums[0] == 0:
                 self._erase_line(0)
                 win[row + 1 :] = [""] * (len(win) - row - 1)
             elif nums[0] == 1:
                 self._erase_line(1)
                 win[:row] = [""] * row
-            elif nums[0] in (2, 3):
-                self._clear()
         if final in "EF":
             self._col = 0

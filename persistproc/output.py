@@ -141,9 +141,7 @@ def _cap(lines: list[tuple[int, str]], keep_newest: bool) -> tuple[list[tuple[in
     return (lines[-kept:] if keep_newest else lines[:kept]), True
 
 
-def _cursor(snapshot: Snapshot, lines: list[tuple[int, str]], since: int) -> int:
-    last = lines[-1][0] if lines else since
-    return min(last, snapshot.finished_total) if lines else min(since, snapshot.finished_total)
+WINDOW = 64  # the line machine's editable window: how far a redraw can move the line count back
 
 
 def read(
@@ -151,26 +149,33 @@ def read(
 ) -> Page:
     """The page a reader asked for. May read the whole log for grep: call it off the event loop."""
     note = None
-    if since is not None and since > snapshot.finished_total:
+    if since is not None and since > snapshot.committed + WINDOW + 1:
         note = (
             f"since={since} is past the end of this run's output ({snapshot.finished_total} lines,"
             " the process may have been restarted): showing from the start"
         )
         since = 0
+    elif since is not None:
+        # A redraw can shorten the window below a cursor handed out earlier: not a restart.
+        since = min(since, snapshot.finished_total)
     if pattern is None:
         first = since + 1 if since is not None else snapshot.total - lines + 1
         last = snapshot.total if since is None else min(snapshot.total, since + lines)
         page = snapshot.lines(first, last)
-        more = since is not None and last < snapshot.total
+        scanned = last
     else:
-        page, more = _grep(snapshot, pattern, lines, since)
+        page, scanned = _grep(snapshot, pattern, lines, since)
     page, cut = _cap(page, keep_newest=since is None)
+    if since is None:
+        cursor = snapshot.finished_total
+    else:
+        # Past every line looked at (matching or not), never past a line that is unfinished.
+        cursor = page[-1][0] if cut else scanned
+        cursor = max(min(cursor, snapshot.finished_total), since)
     return Page(
         lines=page,
-        cursor=_cursor(snapshot, page, since or 0)
-        if since is not None
-        else snapshot.finished_total,
-        truncated=cut or more,
+        cursor=cursor,
+        truncated=cut or (since is not None and scanned < snapshot.total),
         total_lines=snapshot.total,
         note=note,
     )
@@ -178,7 +183,9 @@ def read(
 
 def _grep(
     snapshot: Snapshot, pattern: regex.Pattern[str], lines: int, since: int | None
-) -> tuple[list[tuple[int, str]], bool]:
+) -> tuple[list[tuple[int, str]], int]:
+    """Matching lines (the first `lines` after since, or the last `lines` overall) and the
+    number of the last line looked at."""
     deadline = time.monotonic() + GREP_BUDGET
     matches: list[tuple[int, str]] = []
     first = (since or 0) + 1
@@ -186,7 +193,7 @@ def _grep(
         if search(pattern, text):
             matches.append((number, text))
             if since is not None and len(matches) >= lines:
-                return matches, number < snapshot.total
+                return matches, number
             if since is None and len(matches) > lines:
                 del matches[0]
         if time.monotonic() > deadline:
@@ -194,7 +201,7 @@ def _grep(
                 f"grep took longer than {GREP_BUDGET:.0f} s and was stopped at line {number}:"
                 " use a simpler pattern or pass since= to search a smaller range"
             )
-    return matches, False
+    return matches, snapshot.total
 
 
 def find(

@@ -39,7 +39,8 @@ async def wait_for_line(
     The unfinished last line counts, so a prompt already on screen matches at once."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    scan_deadline = time.monotonic() + timeout  # a slow pattern cannot outlast the timeout
+    # A slow pattern cannot outlast the timeout, but even timeout=0 gets one look at what is there.
+    scan_deadline = time.monotonic() + max(timeout, 1.0)
     start = run.recording.snapshot(stream)
     seen: dict[int, str] = {}
     if since is None:
@@ -55,7 +56,9 @@ async def wait_for_line(
         found = await asyncio.to_thread(output.find, snapshot, pattern, after, scan_deadline, seen)
         if found is not None:
             number, line = found
-            return WaitResult(True, line, number, number, "matched")
+            # an unfinished line (a prompt) is not counted: it is shown again once finished
+            cursor = max(min(number, snapshot.finished_total), after)
+            return WaitResult(True, line, number, cursor, "matched")
         # Lines still in the window may be redrawn (progress, status blocks): look at them again.
         after = max(after, snapshot.committed)
         remaining = deadline - loop.time()

@@ -401,3 +401,11 @@ def test_chunking_does_not_change_output(
     assert run_chunks([bytes([b]) for b in data], **config) == whole
     assert run_chunks(split_at(data, cuts), **config) == whole
     assert all("\x1b" not in line for line in whole[0])
+
+
+def test_erase_from_home_commits_like_clear_screen() -> None:
+    """Node's console.clear() and Vite write ESC[1;1H ESC[0J: the lines above are history."""
+    machine = LineMachine()
+    committed = machine.feed(b"ERROR: build failed\r\nmore\r\n\x1b[1;1H\x1b[0Jwatching\r\n")
+    assert committed == ["ERROR: build failed", "more"]
+    assert machine.finish() == ["watching"]
