@@ -12,6 +12,7 @@ from persistproc.client.commands import run as run_command
 from persistproc.client.interactive import add_interactive_commands
 from persistproc.client.options import add_commands
 from persistproc.config import DEFAULT_HOST, parse_port, port_from_env
+from persistproc.hostcheck import is_loopback_host
 
 DESCRIPTION = """Run development processes under pseudo-terminals and share them between people and
 AI agents (MCP at http://127.0.0.1:8947/mcp/).
@@ -98,6 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve:
         if args.command is not None:
             parser.error(f"--serve runs the server; it cannot be combined with {args.command!r}")
+        if not is_loopback_host(args.host):
+            parser.error(
+                f"--host {args.host}: persistproc runs commands for whoever reaches it, so it"
+                " listens on loopback only (127.0.0.1, ::1, localhost)"
+            )
         from persistproc.server.main import serve  # the server's imports are heavy; load on demand
 
         return serve(args.host, port, paths.data_dir(args.data_dir))

@@ -2,7 +2,7 @@
 
 A page on another site can make a browser send requests to 127.0.0.1 (DNS rebinding gives it a Host
 of its own name; a plain cross-site request carries its Origin). Refusing both keeps the server,
-which runs commands, out of any web page's reach.
+which runs commands, out of any web page's reach, including pages of the dev servers it runs.
 """
 
 from __future__ import annotations
@@ -27,14 +27,19 @@ def is_loopback_host(host: str | None) -> bool:
     return name in LOOPBACK_NAMES or (name.startswith("127.") and name.replace(".", "").isdigit())
 
 
-def is_allowed_origin(origin: str | None) -> bool:
-    """Origin header: absent (not a browser) or a loopback origin; 'null' and others refused."""
+def is_allowed_origin(origin: str | None, own_port: int | None, browser_allowed: bool) -> bool:
+    """Origin header: absent (not a browser) is fine. A browser page is let in only where
+    browser_allowed (MCP), and only from this server's own origin: a page of a dev server on
+    another localhost port is a web page like any other."""
     if origin is None:
         return True
+    if not browser_allowed:
+        return False
     try:
         parts = urlsplit(origin.strip())
+        port = parts.port
     except ValueError:
         return False
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return False
-    return is_loopback_host(parts.netloc)
+    return is_loopback_host(parts.netloc) and port == own_port

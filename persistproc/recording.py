@@ -8,6 +8,7 @@ screen is not fed there; it catches up from the ring when somebody asks for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -61,9 +62,13 @@ class Recording:
     def _split_stdout(self) -> None:
         combined = self.views["combined"]
         assert combined.machine is not None
-        self.views["stdout"] = StreamView(
-            combined.store.copy_to(self.log_dir / "stdout.log"), copy.deepcopy(combined.machine)
-        )
+        try:
+            store = combined.store.copy_to(self.log_dir / "stdout.log")
+        except OSError as error:
+            # stdout's own file cannot be made: its lines go on from here, and status says so
+            store = LineStore(self.log_dir / "stdout.log")
+            store.write_error = f"stdout log not being saved: {error.strerror or error}"
+        self.views["stdout"] = StreamView(store, copy.deepcopy(combined.machine))
 
     def flush(self) -> None:
         """Keep the files on disk current for readers outside the server (`tail -f`, `--raw`)."""
@@ -77,8 +82,10 @@ class Recording:
         if self.views["stdout"] is self.views["combined"]:
             # stdout equalled combined to the end: give it its own file for later readers
             self.views["combined"].finish()
-            self.views["combined"].store.copy_to(self.log_dir / "stdout.log")
             self.views["stderr"].finish()
+            # the combined log holds the same lines; its write_error already says why it failed
+            with contextlib.suppress(OSError):
+                self.views["combined"].store.copy_to(self.log_dir / "stdout.log")
         else:
             for view in self.views.values():
                 view.finish()

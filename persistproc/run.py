@@ -67,10 +67,10 @@ class Run:
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         run = cls(record, log_dir, columns, rows)
         run._on_end = on_end
+        run.recording = Recording(log_dir, columns, rows, live=True)  # files first, then the child
         child_env = {**env, RUN_MARKER_ENV: run.marker}
         run._child = spawn.spawn(command, cwd, child_env, columns, rows, merge_stderr)
         record.pid = run._child.pid
-        run.recording = Recording(log_dir, columns, rows, live=True)
         loop = asyncio.get_running_loop()
         run._open_fds = {run._child.terminal_fd: "stdout"}
         if run._child.stderr_fd is not None:
@@ -164,7 +164,9 @@ class Run:
         if self._drain_timer is not None:
             self._drain_timer.cancel()
         assert self._child is not None
-        self.recording.finish()
+        # a log that cannot be finished must not keep the run "running" forever
+        with contextlib.suppress(OSError):
+            self.recording.finish()
         returncode = self._child.popen.returncode
         exit_code, signal_name = describe_wait_status(returncode)
         self.record.exit_code, self.record.signal = exit_code, signal_name
@@ -252,6 +254,14 @@ class Run:
         self.recording.resize(columns, rows)
 
     # ----- stopping -------------------------------------------------------------------------
+    async def sweep(self) -> None:
+        """Kill what is left of an ended run: descendants that ignored the terminal's hangup or
+        left its session. Found by the run marker only: the root's pid may belong to another
+        process by now."""
+        strays = await asyncio.to_thread(tree.find_tree, None, self.marker)
+        if strays:
+            tree.signal_tree(strays, tree.KILL)
+
     async def stop(self, force: bool, timeout: float) -> None:
         """Signal the whole tree; SIGKILL after timeout; return when all of it is gone."""
         if self._child is None or not self.running:
@@ -266,14 +276,16 @@ class Run:
         while True:
             processes = tree.alive(processes)
             if not processes and self._exited:
-                # one more look for stragglers that were forked while we were signalling
-                processes = await asyncio.to_thread(tree.find_tree, self._child.pid, self.marker)
+                # one more look for stragglers forked while we were signalling; the root is reaped,
+                # so its pid may be someone else's now: the marker alone finds ours
+                processes = await asyncio.to_thread(tree.find_tree, None, self.marker)
                 if not processes:
                     break
                 tree.signal_tree(processes, signum)
             if signum != tree.KILL and loop.time() >= deadline:
                 signum = tree.KILL
-                processes = await asyncio.to_thread(tree.find_tree, self._child.pid, self.marker)
+                root = None if self._exited else self._child.pid
+                processes = await asyncio.to_thread(tree.find_tree, root, self.marker)
                 tree.signal_tree(processes, signum)
             if loop.time() > give_up:
                 pids = ", ".join(str(p.pid) for p in processes)

@@ -98,6 +98,11 @@ class Supervisor:
                 return process
         raise NotFound(f"no process with pid {pid}; known: {self._known()}")
 
+    def _still_known(self, process: ManagedProcess) -> None:
+        """After waiting for a process's lock: it may have been removed meanwhile."""
+        if self._processes.get(process.name) is not process:
+            raise NotFound(f"{process.name!r} was removed while this request waited for it")
+
     def _known(self) -> str:
         names = [f"{p.name} (pid {p.pid})" for p in self._processes.values()]
         return ", ".join(names) if names else "none (start one with start_process)"
@@ -148,6 +153,7 @@ class Supervisor:
             self._save()
             return {**same.info(), "already_running": False}
         async with same.lock:
+            self._still_known(same)
             if same.running:
                 await self._stop_run(same, force=False, timeout=10)
             same.command, same.working_directory, same.environment = command, directory, env
@@ -193,9 +199,13 @@ class Supervisor:
         log.info("started %s (pid %s, run %s)", process.name, record.pid, number)
 
     async def _stop_run(self, process: ManagedProcess, force: bool, timeout: float) -> None:
-        if process.run is not None and process.run.running:
+        if process.run is None:
+            return
+        if process.run.running:
             await process.run.stop(force, timeout)
             log.info("stopped %s", process.name)
+        else:
+            await process.run.sweep()  # descendants that outlived the run's own exit
 
     async def stop(
         self, pid: int | None, name: str | None, force: bool = False, timeout: float = 10
@@ -203,6 +213,7 @@ class Supervisor:
         timeout = check_timeout(timeout, "timeout", 600)
         process = self.resolve(pid, name)
         async with process.lock:
+            self._still_known(process)
             was_running = process.running
             await self._stop_run(process, force, timeout)
         self._save()
@@ -214,6 +225,7 @@ class Supervisor:
     async def restart(self, pid: int | None, name: str | None) -> dict[str, Any]:
         process = self.resolve(pid, name)
         async with process.lock:
+            self._still_known(process)
             await self._stop_run(process, force=False, timeout=10)
             await self._launch(process, is_restart=True)
         self._save()
@@ -222,6 +234,7 @@ class Supervisor:
     async def remove(self, pid: int | None, name: str | None) -> dict[str, Any]:
         process = self.resolve(pid, name)
         async with process.lock:
+            self._still_known(process)
             await self._stop_run(process, force=False, timeout=10)
             self._processes.pop(process.name, None)
         self._save()
@@ -258,14 +271,15 @@ class Supervisor:
             )
         return info
 
-    def _run_of(self, process: ManagedProcess, run_number: int | None) -> Run:
+    async def _run_of(self, process: ManagedProcess, run_number: int | None) -> Run:
         if run_number is None or (process.runs and run_number == process.runs[-1].number):
             if process.run is None:
                 raise NotFound(f"{process.name!r} has no run yet")
             return process.run
         for record in process.runs:
             if record.number == run_number:
-                return Run.from_disk(record, self.columns, self.rows)
+                # reopening counts the lines of its logs: off the loop
+                return await asyncio.to_thread(Run.from_disk, record, self.columns, self.rows)
         numbers = ", ".join(str(r.number) for r in process.runs)
         raise NotFound(f"{process.name!r} has no run {run_number}; runs: {numbers}")
 
@@ -284,7 +298,7 @@ class Supervisor:
         check_since(since)
         pattern = output.compile_pattern(grep, "grep") if grep is not None else None
         process = self.resolve(pid, name)
-        run = self._run_of(process, run_number)
+        run = await self._run_of(process, run_number)
         snapshot = run.recording.snapshot(stream)
         page = await asyncio.to_thread(output.read, snapshot, lines, since, pattern)
         return {**page.to_dict(), "stream": stream, "process": process.info()}

@@ -38,7 +38,11 @@ class GuardMiddleware:
         refusal = None
         if not is_loopback_host(headers.get("host")):
             refusal = (421, "Host header must name this machine's loopback interface")
-        elif not is_allowed_origin(headers.get("origin")):
+        elif not is_allowed_origin(
+            headers.get("origin"),
+            (scope.get("server") or (None, None))[1],
+            browser_allowed=scope["path"].rstrip("/") == MCP_PATH and scope["type"] == "http",
+        ):
             refusal = (403, "requests from web pages of other origins are refused")
         if refusal is not None:
             await _refuse(scope, receive, send, *refusal)

@@ -20,7 +20,6 @@ from persistproc.errors import PersistprocError
 from persistproc.supervisor import Supervisor
 from persistproc.terminal import AttachedTerminal
 
-NOT_FOUND = 4404
 REFUSED = 4409
 
 
@@ -45,6 +44,8 @@ def make_endpoint(supervisor: Supervisor) -> Any:
                 pid, name, read_only, _size(params, "columns", 80), _size(params, "rows", 24)
             )
         except PersistprocError as error:
+            # accept first: a close before the handshake reaches the client as a bare HTTP 403
+            await websocket.accept()
             await websocket.close(code=REFUSED, reason=str(error)[:120])
             return
         await websocket.accept()
