@@ -28,6 +28,7 @@ from persistproc.validate import (
     check_directory,
     check_environment,
     check_since,
+    check_size,
     check_stream,
     check_timeout,
 )
@@ -116,7 +117,10 @@ class Supervisor:
         name: str | None = None,
         merge_stderr: bool = False,
         replace: bool = False,
+        columns: int | None = None,
+        rows: int | None = None,
     ) -> dict[str, Any]:
+        size = check_size(columns, rows)
         if not isinstance(command, str) or not command.strip():
             raise InvalidInput("command is empty: give a shell command line such as 'npm run dev'")
         if "\x00" in command:
@@ -148,7 +152,7 @@ class Supervisor:
                 environment=env,
                 merge_stderr=merge_stderr,
             )
-            await self._launch(same, is_restart=False)
+            await self._launch(same, is_restart=False, size=size)
             self._processes[same.name] = same
             self._save()
             return {**same.info(), "already_running": False}
@@ -158,7 +162,7 @@ class Supervisor:
                 await self._stop_run(same, force=False, timeout=10)
             same.command, same.working_directory, same.environment = command, directory, env
             same.merge_stderr = merge_stderr
-            await self._launch(same, is_restart=bool(same.runs))
+            await self._launch(same, is_restart=bool(same.runs), size=size)
         self._save()
         return {**same.info(), "already_running": False}
 
@@ -175,7 +179,14 @@ class Supervisor:
         env.update(overlay)
         return env
 
-    async def _launch(self, process: ManagedProcess, is_restart: bool) -> None:
+    async def _launch(
+        self, process: ManagedProcess, is_restart: bool, size: tuple[int, int] | None = None
+    ) -> None:
+        """Start a new run. Its terminal size: the one asked for, else the last run's (a restart
+        keeps what attached terminals set), else the default."""
+        if size is None and process.run is not None:
+            size = (process.run.columns, process.run.rows)
+        columns, rows = size or (self.columns, self.rows)
         number = (process.runs[-1].number + 1) if process.runs else 1
         record = RunRecord(
             number=number,
@@ -189,8 +200,8 @@ class Supervisor:
             process.working_directory,
             self._child_env(process.environment),
             process.merge_stderr,
-            self.columns,
-            self.rows,
+            columns,
+            rows,
             on_end=lambda _run: self._save(),
         )
         process.runs.append(record)
@@ -348,8 +359,10 @@ class Supervisor:
         self, pid: int | None, name: str | None, read_only: bool, columns: int, rows: int
     ) -> tuple[ManagedProcess, AttachedTerminal]:
         process = self.resolve(pid, name)
-        if process.run is None or not process.run.running:
-            raise Conflict(f"{process.name!r} is not running: restart it to attach")
+        if process.run is None:
+            raise Conflict(f"{process.name!r} has no run to attach to: restart it")
+        # An ended run still shows its last output and then says how it ended: a command that
+        # finished before its terminal attached (`persistproc ls`) is seen all the same.
         return process, AttachedTerminal(process.run, read_only, columns, rows)
 
     async def wait(

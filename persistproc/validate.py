@@ -51,3 +51,14 @@ def check_timeout(value: float, what: str, limit: float) -> float:
 def check_since(since: object) -> None:
     if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
         raise InvalidInput(f"since must be a line number of 0 or more, got {since!r}")
+
+
+def check_size(columns: object, rows: object) -> tuple[int, int] | None:
+    """A terminal size given as both columns and rows (1 to 1000 each), or neither."""
+    if columns is None and rows is None:
+        return None
+    for value, what in ((columns, "columns"), (rows, "rows")):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+            raise InvalidInput(f"{what} must be a whole number from 1 to 1000, got {value!r}")
+    assert isinstance(columns, int) and isinstance(rows, int)
+    return columns, rows

@@ -20,7 +20,7 @@ from typing import Any
 
 from persistproc import paths
 from persistproc.client.api import Client, ClientError, ServerUnavailable
-from persistproc.client.attach import attach
+from persistproc.client.attach import attach, terminal_size
 from persistproc.client.commands import Output
 from persistproc.detach import DEFAULT_DETACH_KEY, parse_detach_key
 
@@ -138,9 +138,13 @@ def cmd_run(client: Client, args: argparse.Namespace, out: Output) -> int:
         words = words[1:]
     if not words:
         raise ClientError("give the command to run, e.g. persistproc run npm run dev")
+    _detach_key(args)  # a bad key is reported before anything starts
     ensure_server(client, not args.no_server_start, out, getattr(args, "data_dir", None))
     command = words[0] if len(words) == 1 else shlex.join(words)
     options: dict[str, Any] = {"environment": dict(os.environ)}
+    if not args.detach and sys.stdout.isatty():
+        # start at this terminal's size: programs lay out their first output before any resize
+        options["columns"], options["rows"] = terminal_size(sys.stdout.fileno())
     if args.name:
         options["name"] = args.name
     info = client.start(command, str(Path.cwd()), **options)

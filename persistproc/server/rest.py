@@ -142,6 +142,8 @@ START_FIELDS = (
     "replace",
     "wait_for",
     "wait_timeout",
+    "columns",
+    "rows",
 )
 
 
@@ -171,6 +173,8 @@ def build_rest_app(
             name=body.get("name"),
             merge_stderr=_bool_field(body, "merge_stderr"),
             replace=_bool_field(body, "replace"),
+            columns=body.get("columns"),
+            rows=body.get("rows"),
         )
 
     async def status(request: Request) -> Any:
