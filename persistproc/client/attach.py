@@ -73,7 +73,7 @@ async def attach(host: str, port: int, target: str, read_only: bool, detach_key:
         saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
         try:
             if saved is not None:
-                tty.setraw(stdin)
+                tty.setraw(stdin, termios.TCSANOW)  # keep keys typed before the attach
             return await session.run()
         finally:
             if saved is not None:
