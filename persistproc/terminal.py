@@ -7,6 +7,7 @@ read-only terminals never resize and never type.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from persistproc.attachment import Attachment
@@ -14,6 +15,7 @@ from persistproc.errors import PersistprocError
 from persistproc.run import Run
 
 CLEAR = b"\x1b[H\x1b[2J"
+RESIZE_SETTLE_SECONDS = 0.1
 
 
 class AttachedTerminal:
@@ -22,6 +24,7 @@ class AttachedTerminal:
         self.read_only = read_only
         self.columns, self.rows = columns, rows
         self._attachment: Attachment | None = None
+        self._resize_timer: asyncio.TimerHandle | None = None
 
     async def output(self) -> AsyncIterator[bytes]:
         """The repaint, then every chunk as it comes; ends when the run ends or on close()."""
@@ -64,13 +67,21 @@ class AttachedTerminal:
         if not (1 <= columns <= 1000 and 1 <= rows <= 1000):
             raise PersistprocError(f"invalid terminal size {columns}x{rows}")
         self.columns, self.rows = columns, rows
-        if not self.read_only:
-            self._take_size()
+        if self.read_only:
+            return
+        # A window being dragged sends a burst of sizes: apply only the last, once it settles,
+        # so the program redraws once instead of dozens of times.
+        if self._resize_timer is not None:
+            self._resize_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._resize_timer = loop.call_later(RESIZE_SETTLE_SECONDS, self._take_size)
 
     def _take_size(self) -> None:
         if (self.run.columns, self.run.rows) != (self.columns, self.rows) and self.run.running:
             self.run.resize(self.columns, self.rows)
 
     def close(self) -> None:
+        if self._resize_timer is not None:
+            self._resize_timer.cancel()
         if self._attachment is not None:
             self.run.recording.detach(self._attachment)
