@@ -17,14 +17,11 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from persistproc.errors import PersistprocError
+from persistproc.server.rest import parse_target
 from persistproc.supervisor import Supervisor
 from persistproc.terminal import AttachedTerminal
 
 REFUSED = 4409
-
-
-def _target(raw: str) -> tuple[int | None, str | None]:
-    return (int(raw), None) if raw.isdigit() else (None, raw)
 
 
 def _size(params: Any, key: str, default: int) -> int:
@@ -38,7 +35,7 @@ def make_endpoint(supervisor: Supervisor) -> Any:
     async def attach(websocket: WebSocket) -> None:
         params = websocket.query_params
         read_only = params.get("read_only", "0") in {"1", "true", "yes"}
-        pid, name = _target(websocket.path_params["target"])
+        pid, name = parse_target(str(websocket.path_params["target"]))
         try:
             process, terminal = supervisor.attach(
                 pid, name, read_only, _size(params, "columns", 80), _size(params, "rows", 24)

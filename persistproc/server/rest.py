@@ -79,11 +79,15 @@ def _endpoint(handler: Handler) -> Endpoint:
 # ----- argument parsing --------------------------------------------------------------------------
 
 
+def parse_target(raw: str) -> tuple[int | None, str | None]:
+    """A path's process: all (ASCII) digits is a pid, anything else a name."""
+    if raw.isascii() and raw.isdigit():
+        return int(raw), None
+    return None, raw
+
+
 def _target(request: Request) -> tuple[int | None, str | None]:
-    target = str(request.path_params["target"])
-    if target.isascii() and target.isdigit():
-        return int(target), None
-    return None, target
+    return parse_target(str(request.path_params["target"]))
 
 
 def _query(request: Request, accepted: tuple[str, ...]) -> dict[str, str]:
