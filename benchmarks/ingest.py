@@ -107,27 +107,16 @@ def run(server: Server, quick: bool) -> list[Row]:
     path = make_log(size)
     try:
         ours = [asyncio.run(_persistproc(server, path)) for _ in range(repeats)]
+
+        def versus(label: str, reference: list[float], target: str) -> Row:
+            rate = size / 1e6
+            return Row(label, rate / spread(ours)[0], rate / spread(reference)[0], "MB/s", target)
+
         bare = [_bare_pty(path) for _ in range(repeats)]
-        rows = [
-            Row(
-                "colored log, MB/s vs bare PTY read",
-                size / 1e6 / spread(ours)[0],
-                size / 1e6 / spread(bare)[0],
-                "MB/s",
-                ">= 0.5x",
-            )
-        ]
+        rows = [versus("colored log, MB/s vs bare PTY read", bare, ">= 0.5x")]
         if shutil.which("tmux"):
             tmux = [_tmux(path) for _ in range(repeats)]
-            rows.append(
-                Row(
-                    "colored log, MB/s vs tmux",
-                    size / 1e6 / spread(ours)[0],
-                    size / 1e6 / spread(tmux)[0],
-                    "MB/s",
-                    ">= 2x",
-                )
-            )
+            rows.append(versus("colored log, MB/s vs tmux", tmux, ">= 2x"))
         return rows
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)

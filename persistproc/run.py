@@ -30,9 +30,9 @@ MAX_PENDING_INPUT = 1024 * 1024
 
 
 class Run:
-    def __init__(self, record: RunRecord, log_dir: Path, columns: int, rows: int) -> None:
+    def __init__(self, record: RunRecord, recording: Recording, columns: int, rows: int) -> None:
         self.record = record
-        self.log_dir = log_dir
+        self.recording = recording
         self.columns, self.rows = columns, rows
         self.marker = record.marker or uuid.uuid4().hex
         record.marker = self.marker
@@ -40,7 +40,6 @@ class Run:
         self.ended = asyncio.Event()
         self.generation = 0  # counts output chunks: waiters compare it to what they have seen
         self._waiter: asyncio.Future[None] | None = None
-        self.recording = Recording(log_dir, columns, rows, live=False)
         self._child: spawn.Child | None = None
         self._open_fds: dict[int, str] = {}
         self._exited = False
@@ -65,11 +64,15 @@ class Run:
     ) -> Run:
         log_dir = Path(record.log_dir)
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        run = cls(record, log_dir, columns, rows)
+        # the files first, then the child: nothing is started that could not be recorded
+        run = cls(record, Recording(log_dir, columns, rows, live=True), columns, rows)
         run._on_end = on_end
-        run.recording = Recording(log_dir, columns, rows, live=True)  # files first, then the child
         child_env = {**env, RUN_MARKER_ENV: run.marker}
-        run._child = spawn.spawn(command, cwd, child_env, columns, rows, merge_stderr)
+        try:
+            run._child = spawn.spawn(command, cwd, child_env, columns, rows, merge_stderr)
+        except BaseException:
+            run.recording.finish()  # close the log files it opened
+            raise
         record.pid = run._child.pid
         loop = asyncio.get_running_loop()
         run._open_fds = {run._child.terminal_fd: "stdout"}
@@ -95,8 +98,7 @@ class Run:
     @classmethod
     def from_disk(cls, record: RunRecord, columns: int, rows: int) -> Run:
         """A run of an earlier server: its logs are readable, nothing is running."""
-        log_dir = Path(record.log_dir)
-        run = cls(record, log_dir, columns, rows)
+        run = cls(record, Recording(Path(record.log_dir), columns, rows, live=False), columns, rows)
         run._exited = True
         run.ended.set()
         return run
