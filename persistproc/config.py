@@ -12,6 +12,8 @@ MCP_PATH = "/mcp"
 
 PORT_ENV = "PERSISTPROC_PORT"
 DATA_DIR_ENV = "PERSISTPROC_DATA_DIR"
+# A bearer token the server requires on every route when set; clients send it by themselves.
+TOKEN_ENV = "PERSISTPROC_TOKEN"
 # Set in every child's environment: it lets the server find a run's stray descendants (those that left
 # its process group and session) when it stops the run, and after a server crash.
 RUN_MARKER_ENV = "PERSISTPROC_RUN_ID"

@@ -32,3 +32,8 @@ def server_log(root: Path) -> Path:
 
 def run_dir(root: Path, name: str, run_number: int) -> Path:
     return root / "processes" / name / f"run-{run_number:04d}"
+
+
+def token_file(root: Path) -> Path:
+    """The running server's bearer token (0600), when it requires one: clients read it from here."""
+    return root / "token"

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import quote, urlencode
 
-from persistproc.config import DEFAULT_HOST, DEFAULT_PORT
+from persistproc import paths
+from persistproc.config import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
 DEFAULT_TIMEOUT = 30.0
 # Extra seconds on top of a wait the server does on our behalf, so the reply arrives before the
@@ -19,6 +22,19 @@ DEFAULT_TIMEOUT = 30.0
 MARGIN = 15.0
 
 Target: TypeAlias = "str | int"  # a pid, or a name
+
+
+def find_token(data_dir: Path, environ: dict[str, str] | None = None) -> str | None:
+    """The bearer token to send: $PERSISTPROC_TOKEN, else the one the server wrote to its data
+    directory, else None (the server requires none)."""
+    value = (environ if environ is not None else os.environ).get(TOKEN_ENV, "").strip()
+    if value:
+        return value
+    try:
+        value = paths.token_file(data_dir).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return value or None
 
 
 class ClientError(Exception):
