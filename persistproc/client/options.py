@@ -18,6 +18,8 @@ from persistproc.client.commands import (
     cmd_stop,
     cmd_wait,
 )
+from persistproc.client.mcpconfig import FORMS as MCP_CONFIG_FORMS
+from persistproc.client.mcpconfig import cmd_mcp_config
 from persistproc.model import STREAMS
 
 
@@ -164,4 +166,21 @@ def add_commands(
         cmd_shutdown,
         "Stop the server and every process it runs.",
         "Returns once the server has stopped.",
+    )
+
+    p = command(
+        "mcp-config",
+        cmd_mcp_config,
+        "Print the settings that connect an MCP client (an agent) to this server.",
+        "FORM picks the client: claude (a `claude mcp add` command), cursor, vscode, or json\n"
+        "(the mcpServers form most other clients read); without FORM, all four. The URL follows\n"
+        "--host and --port; the token, if the server requires one, is $PERSISTPROC_TOKEN or the\n"
+        "one the server wrote to its data directory (--data-dir before the command).",
+    )
+    p.add_argument(
+        "form",
+        nargs="?",
+        choices=MCP_CONFIG_FORMS,
+        metavar="FORM",
+        help="claude, cursor, vscode or json",
     )
