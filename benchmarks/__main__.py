@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
-from benchmarks import ingest, latency
-from benchmarks.common import machine, server, table
+from benchmarks import attach, grep, ingest, latency, memory, start
+from benchmarks.common import Row, machine, server, table
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
@@ -16,13 +19,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that all run")
     args = parser.parse_args()
+    quick: bool = args.quick
+    began = time.monotonic()
     sections = []
-    with server() as running:
-        sections.append(table("Ingestion (median of runs)", ingest.run(running, args.quick)))
-        sections.append(table("Tool latency, median", latency.run(running, args.quick)))
+    workdir = Path(tempfile.mkdtemp(prefix="persistproc-bench-files-"))
+
+    def section(title: str, rows: list[Row]) -> None:
+        sections.append(table(title, rows))
+        print(sections[-1], flush=True)
+
+    try:
+        with server() as running:
+            reference = latency.reference(running, quick)
+            rows, logs = memory.run(running, quick, workdir)
+            section("Server memory (RSS)", rows)
+            section(
+                "Tool latency, median (min-max) of calls",
+                latency.run(running, quick, logs, reference),
+            )
+            section("grep through get_process_output", grep.run(running, quick, logs))
+        with server() as running:
+            section("Ingestion, median (min-max) of runs", ingest.run(running, quick, workdir))
+            section("Start latency, median (min-max) of starts", start.run(running, quick))
+            section(
+                "Attach keystroke echo in tmux, median (min-max) of keys",
+                attach.run(running, quick),
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     report = "\n".join(sections)
-    print(report)
-    if not args.quick:
+    print(f"all benchmarks took {time.monotonic() - began:.0f} s")
+    if not quick:
         today = datetime.date.today().isoformat()
         DOC.write_text(
             f"# Performance\n\nMeasured {today} on {machine()} with `python -m benchmarks`.\n"

@@ -1,21 +1,26 @@
-"""Tool latency over HTTP with the official MCP SDK client, against the cheapest call the same
-server answers (list_processes while nothing runs)."""
+"""Tool latency over HTTP with the official MCP SDK client (one session, 200 calls each), against
+the cheapest call the same server answers: list_processes while nothing runs."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
 from mcp import Client
 
-from benchmarks.common import Row, Server, spread
+from benchmarks.common import Row, Server, call, percentile
+from benchmarks.memory import BigLogs
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+# A line every 5 ms, for reads of what is new since a cursor and the screen of a running process.
+TICKER = (
+    f"{sys.executable} -u -c 'import time\n"
+    'for i in range(10**7):\n print("tick", i, "\\x1b[32mok\\x1b[0m"); time.sleep(0.005)\''
+)
 
 
-async def _timed(client: Client, tool: str, arguments: dict[str, object], calls: int) -> float:
+async def _timed(client: Client, tool: str, arguments: dict[str, Any], calls: int) -> list[float]:
     samples = []
     for _ in range(calls):
         started = time.perf_counter()
@@ -23,60 +28,91 @@ async def _timed(client: Client, tool: str, arguments: dict[str, object], calls:
         samples.append((time.perf_counter() - started) * 1000)
         if result.is_error:
             raise AssertionError(f"{tool} failed: {result.content}")
-    return spread(samples)[0]
+    return samples
 
 
-async def _run(server: Server, quick: bool) -> list[Row]:
+async def _timed_since(client: Client, name: str, calls: int) -> tuple[list[float], int]:
+    """Each call passes the cursor the previous one returned; also counts the lines read."""
+    cursor = (await call(client, "get_process_output", {"name": name, "lines": 1}))["cursor"]
+    samples, seen = [], 0
+    for _ in range(calls):
+        started = time.perf_counter()
+        page = await call(client, "get_process_output", {"name": name, "since": cursor})
+        samples.append((time.perf_counter() - started) * 1000)
+        cursor, seen = page["cursor"], seen + page["line_count"]
+        await asyncio.sleep(0.002)  # let a few lines arrive, as a polling agent would
+    return samples, seen
+
+
+def _row(name: str, samples: list[float], reference: list[float], limit: float = 1.5) -> Row:
+    row = Row(
+        f"{name} (p99 {percentile(samples, 0.99):.2f} ms)", samples, reference, "ms", f"<= {limit}x"
+    )
+    row.met = row.ratio <= limit
+    return row
+
+
+async def _reference(server: Server, calls: int) -> list[float]:
+    async with Client(server.url) as client:
+        await _timed(client, "list_processes", {}, 5)  # warm the session and the server
+        return await _timed(client, "list_processes", {}, calls)
+
+
+async def _run(server: Server, quick: bool, logs: BigLogs, reference: list[float]) -> list[Row]:
     calls = 20 if quick else 200
     idle = 5 if quick else 50
-    lines = 2_000 if quick else 200_000
+    rows = []
     async with Client(server.url) as client:
-        reference = await _timed(client, "list_processes", {}, calls)
-        names = []
-        for i in range(idle):
-            result = await client.call_tool(
-                "start_process",
-                {"command": "sleep 600", "working_directory": "/tmp", "name": f"idle-{i}"},
-            )
-            names.append(result.structured_content["name"])
-        flood = f"{sys.executable} {FIXTURES / 'flood.py'} {lines} --stdout-only"
-        result = await client.call_tool(
-            "start_process",
-            {
-                "command": flood,
-                "working_directory": "/tmp",
-                "name": "flood",
-                "wait_for": "ValueError: boom",
-                "wait_timeout": 600,
-            },
+        names = [f"idle-{i}" for i in range(idle)]
+        for name in names:
+            arguments = {"command": "sleep 600", "working_directory": "/tmp", "name": name}
+            await call(client, "start_process", arguments)
+        listed = await _timed(client, "list_processes", {}, calls)
+        rows.append(_row(f"list_processes, {idle} running", listed, reference))
+        for name in names:
+            await call(client, "remove_process", {"name": name})
+
+        tail = {"lines": 100}
+        small = await _timed(client, "get_process_output", {"name": logs.small, **tail}, calls)
+        big = await _timed(client, "get_process_output", {"name": logs.big, **tail}, calls)
+        big_mb, small_mb = logs.big_bytes / 1e6, logs.small_bytes / 1e6
+        rows.append(_row(f"get_process_output(lines=100), {big_mb:.0f} MB log", big, reference))
+        independence = Row(
+            f"same, {big_mb:.0f} MB log vs {small_mb:.1f} MB log", big, small, "ms", "<= 1.2x"
         )
-        rows = [
-            Row(
-                f"list_processes, {idle} running",
-                await _timed(client, "list_processes", {}, calls),
-                reference,
-                "ms",
-                "<= 1.5x",
-            ),
-            Row(
-                f"get_process_output(lines=100), {lines} lines",
-                await _timed(client, "get_process_output", {"name": "flood", "lines": 100}, calls),
-                reference,
-                "ms",
-                "<= 1.5x",
-            ),
-            Row(
-                "get_process_screen",
-                await _timed(client, "get_process_screen", {"name": "flood"}, calls),
-                reference,
-                "ms",
-                "<= 1.5x",
-            ),
-        ]
-        for name in [*names, "flood"]:
-            await client.call_tool("remove_process", {"name": name})
-        return rows
+        independence.met = independence.ratio <= 1.2
+        rows.append(independence)
+
+        ticker = (
+            await call(
+                client,
+                "start_process",
+                {
+                    "command": TICKER,
+                    "name": "ticker",
+                    "working_directory": "/tmp",
+                    "wait_for": "tick 1 ",
+                },
+            )
+        )["name"]
+        since, seen = await _timed_since(client, ticker, calls)
+        rows.append(
+            _row(
+                f"get_process_output(since=cursor), {seen / calls:.1f} new lines", since, reference
+            )
+        )
+        screen = await _timed(client, "get_process_screen", {"name": ticker}, calls)
+        rows.append(_row("get_process_screen, running", screen, reference))
+        ended = await _timed(client, "get_process_screen", {"name": logs.big}, max(calls // 10, 5))
+        rows.append(_row("get_process_screen, ended run", ended, reference))
+        await call(client, "remove_process", {"name": ticker})
+    return rows
 
 
-def run(server: Server, quick: bool) -> list[Row]:
-    return asyncio.run(_run(server, quick))
+def reference(server: Server, quick: bool) -> list[float]:
+    """Taken on a fresh server, before anything else runs."""
+    return asyncio.run(_reference(server, 20 if quick else 200))
+
+
+def run(server: Server, quick: bool, logs: BigLogs, reference: list[float]) -> list[Row]:
+    return asyncio.run(_run(server, quick, logs, reference))
