@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8947
@@ -35,3 +37,56 @@ def parse_port(value: str, source: str = "--port") -> int:
     if not 0 < port < 65536:
         raise ValueError(f"{source} must be a port number from 1 to 65535, got {port}")
     return port
+
+
+# `--token generate` makes a random token; any other value is the token itself.
+GENERATE_TOKEN = "generate"
+TOKEN_MIN_LENGTH = 16
+_TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: it travels in an HTTP header
+
+
+def server_token(option: str | None, environ: dict[str, str] | None = None) -> str | None:
+    """The bearer token the server requires: --token's value (`generate`: a new random one), else
+    $PERSISTPROC_TOKEN, else None (no token required). A malformed token is a ValueError naming
+    where it came from and what is accepted (it never repeats the value: it may be a secret)."""
+    if option is not None:
+        value, source = option.strip(), "--token"
+        if value == GENERATE_TOKEN:
+            return secrets.token_urlsafe(32)
+    else:
+        value = (environ if environ is not None else os.environ).get(TOKEN_ENV, "").strip()
+        source = TOKEN_ENV
+        if not value:
+            return None
+    if len(value) < TOKEN_MIN_LENGTH or not _TOKEN_SHAPE.fullmatch(value):
+        raise ValueError(
+            f"{source} must be at least {TOKEN_MIN_LENGTH} visible ASCII characters (letters, digits,"
+            f" punctuation; no spaces), or {GENERATE_TOKEN!r} for a random one"
+            if source == "--token"
+            else f"{source} must be at least {TOKEN_MIN_LENGTH} visible ASCII characters (letters,"
+            " digits, punctuation; no spaces)"
+        )
+    return value
+
+
+MAX_LOG_SIZE_ENV = "PERSISTPROC_MAX_LOG_SIZE"
+DEFAULT_MAX_LOG_SIZE = "2G"
+MIN_LOG_SIZE = 64 * 1024
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: str, source: str = "--max-log-size") -> int:
+    """A size such as 2G, 500M, 64k or a plain number of bytes (powers of 1024)."""
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"{source} must be a size such as 2G, 500M or 65536, got {value!r}")
+    size: int = int(match.group(1)) * 1024 ** "_kmgt".index(match.group(2).lower() or "_")
+    if size < MIN_LOG_SIZE:
+        raise ValueError(f"{source} must be at least 64k, got {value!r}")
+    return size
+
+
+def max_log_size_from_env(environ: dict[str, str] | None = None) -> int:
+    """The cap of each log file of a run: $PERSISTPROC_MAX_LOG_SIZE, or 2G."""
+    value = (environ if environ is not None else os.environ).get(MAX_LOG_SIZE_ENV, "").strip()
+    return parse_size(value or DEFAULT_MAX_LOG_SIZE, source=MAX_LOG_SIZE_ENV)

@@ -1,109 +1,121 @@
-"""Per-run output storage: the raw log with a ring of recent bytes, and numbered clean lines.
+"""Per-run output storage: numbered clean lines on disk, within a size cap.
 
 Plain synchronous file I/O, no framework: the run calls these from its read callback. Lines are
 numbered from 1 per stream; a sparse index (one offset every INDEX_STEP lines) finds any line with
 one seek and a short scan, so memory stays small however long the log grows.
+
+A store over its size cap drops its oldest half at a time: the live file (`combined.log`) is renamed
+to `combined.log.<number of its first line>` and a new live file begins; an older such segment is
+deleted. The names carry the numbering, so a crash between two steps leaves files that still read
+correctly, and readers learn exactly which lines are gone (`first`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 INDEX_STEP = 256
-RING_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_BYTES = 2 * 1024**3  # per log file; the oldest half goes when a file reaches it
 
 
-class RawLog:
-    """The byte-exact log file of a run plus the most recent bytes in memory, at absolute offsets."""
+@dataclass
+class _Segment:
+    """One file of a store: its lines are numbered first .. first + count - 1."""
 
-    def __init__(self, path: Path, ring_bytes: int = RING_BYTES) -> None:
-        self.path = path
-        self._file: BinaryIO | None = open(path, "ab", buffering=256 * 1024)  # noqa: SIM115
-        self._ring = bytearray()
-        self._ring_start = 0  # absolute offset of _ring[0]
-        self._ring_bytes = ring_bytes
-        self.size = 0
-        self.write_error: str | None = None
+    path: Path
+    first: int
+    count: int = 0
+    size: int = 0
+    index: array[int] = field(default_factory=lambda: array("q"))  # offset of every INDEX_STEP-th
 
-    def append(self, data: bytes) -> None:
-        self.size += len(data)
-        self._ring += data
-        excess = len(self._ring) - self._ring_bytes
-        # Trim in large steps so the cost of moving the buffer is amortised.
-        if excess > self._ring_bytes // 4:
-            del self._ring[:excess]
-            self._ring_start += excess
-        if self._file is not None:
-            try:
-                self._file.write(data)
-            except OSError as error:
-                self._fail(error)
-
-    def _fail(self, error: OSError) -> None:
-        self.write_error = f"raw log not being saved: {error.strerror or error}"
-        try:
-            assert self._file is not None
-            self._file.close()
-        except OSError:
-            pass
-        self._file = None
-
-    def tail(self, max_bytes: int) -> tuple[int, bytes]:
-        """Up to max_bytes of the newest output and the absolute offset where it starts."""
-        start = max(len(self._ring) - max_bytes, 0)
-        return self._ring_start + start, bytes(self._ring[start:])
-
-    def since(self, offset: int) -> bytes | None:
-        """Bytes from an absolute offset, or None when they already left the ring."""
-        if offset < self._ring_start:
-            return None
-        return bytes(self._ring[offset - self._ring_start :])
-
-    def flush(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.flush()
-            except OSError as error:
-                self._fail(error)
-
-    def close(self) -> None:
-        self.flush()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-class LineStore:
-    """Committed clean lines of one stream, in a text file with a sparse offset index."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._index = array("q")  # byte offset of line INDEX_STEP*k
-        self.count = 0
-        self._size = 0
-        self._writer: BinaryIO | None = None
-        self.write_error: str | None = None
-        if path.exists():
-            self._scan_existing()
-
-    def _scan_existing(self) -> None:
+    def scan(self) -> None:
         with open(self.path, "rb") as handle:
             for line in handle:
                 if not line.endswith(b"\n"):
                     break  # a torn last line from a crash: ignore it
                 if self.count % INDEX_STEP == 0:
-                    self._index.append(self._size)
+                    self.index.append(self.size)
                 self.count += 1
-                self._size += len(line)
+                self.size += len(line)
+
+    def numbered(self, first: int, last: int) -> Iterator[tuple[int, str]]:
+        """Lines first..last (clamped to this segment) from the file, with their numbers."""
+        first, last = max(first, self.first), min(last, self.first + self.count - 1)
+        if first > last:
+            return
+        block = (first - self.first) // INDEX_STEP
+        number = self.first + block * INDEX_STEP
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115
+        except OSError:
+            return
+        with handle:
+            handle.seek(self.index[block])
+            for raw in handle:
+                if number > last:
+                    break
+                if number >= first:
+                    yield number, raw[:-1].decode("utf-8", "replace")
+                number += 1
+
+
+def older_segments(path: Path) -> list[tuple[int, Path]]:
+    """Rotated-out files of a log (`NAME.<first line or byte offset>`), oldest first."""
+    found = []
+    for candidate in path.parent.glob(path.name + ".*"):
+        suffix = candidate.name[len(path.name) + 1 :]
+        if suffix.isascii() and suffix.isdigit():
+            found.append((int(suffix), candidate))
+    return sorted(found)
+
+
+class LineStore:
+    """Committed clean lines of one stream, in a text file with a sparse offset index."""
+
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._writer: BinaryIO | None = None
+        self.write_error: str | None = None
+        self._segments = self._open_existing()
+
+    def _open_existing(self) -> list[_Segment]:
+        segments: list[_Segment] = []
+        older = older_segments(self.path)
+        for _, stale in older[:-1]:  # a crash came between a rotation's rename and delete
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        if older:
+            segments.append(_Segment(older[-1][1], older[-1][0]))
+            segments[0].scan()
+        live = _Segment(self.path, segments[0].first + segments[0].count if segments else 1)
+        if self.path.exists():
+            live.scan()
+        segments.append(live)
+        return segments
+
+    @property
+    def count(self) -> int:
+        """The number of the last line (lines dropped by the cap included)."""
+        live = self._segments[-1]
+        return live.first + live.count - 1
+
+    @property
+    def first(self) -> int:
+        """The first line still kept: lines before it were dropped by the size cap."""
+        return self._segments[0].first
 
     def append(self, lines: list[str]) -> None:
         """Add committed lines. One encode and one write per batch: this is on the read path."""
         if not lines:
             return
+        live = self._segments[-1]
         if self._writer is None and self.write_error is None:
             try:
                 self._writer = open(self.path, "ab", buffering=256 * 1024)  # noqa: SIM115
@@ -111,35 +123,59 @@ class LineStore:
                 self.write_error = f"clean log not being saved: {error.strerror or error}"
         text = "\n".join(lines) + "\n"
         data = text.encode("utf-8", "replace")
-        first = (-self.count) % INDEX_STEP  # index in `lines` of the first line to index
+        first = (-live.count) % INDEX_STEP  # index in `lines` of the first line to index
         if first < len(lines):
             ascii_only = len(data) == len(text)
-            position, done = self._size, 0
+            position, done = live.size, 0
             for boundary in range(first, len(lines), INDEX_STEP):
                 position += _encoded_size(lines[done:boundary], ascii_only)
-                self._index.append(position)
+                live.index.append(position)
                 done = boundary
-        self.count += len(lines)
-        self._size += len(data)
+        live.count += len(lines)
+        live.size += len(data)
         if self._writer is not None:
             try:
                 self._writer.write(data)
             except OSError as error:
                 self.write_error = f"clean log not being saved: {error.strerror or error}"
                 self._writer = None
+        if live.size >= self.max_bytes // 2 and self.write_error is None:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        """The live file becomes the older segment; the previous older one is deleted."""
+        live = self._segments[-1]
+        try:
+            self.close()
+            kept = self.path.with_name(f"{self.path.name}.{live.first}")
+            self.path.rename(kept)
+            for segment in self._segments[:-1]:
+                segment.path.unlink(missing_ok=True)
+        except OSError as error:
+            self.write_error = f"clean log not being saved: {error.strerror or error}"
+            return
+        live.path = kept
+        self._segments = [live, _Segment(self.path, live.first + live.count)]
 
     def copy_to(self, path: Path) -> LineStore:
         """A new store at `path` holding the same lines (a stream that so far equalled another)."""
         self.flush()
-        shutil.copyfile(self.path, path) if self.path.exists() else path.touch()
         twin = LineStore.__new__(LineStore)
-        twin.path, twin._index, twin.count, twin._size = (
-            path,
-            array("q", self._index),
-            self.count,
-            self._size,
-        )
+        twin.path, twin.max_bytes = path, self.max_bytes
         twin._writer, twin.write_error = None, None
+        twin._segments = []
+        for segment in self._segments:
+            target = (
+                path
+                if segment.path == self.path
+                else path.with_name(f"{path.name}.{segment.first}")
+            )
+            shutil.copyfile(segment.path, target) if segment.path.exists() else target.touch()
+            twin._segments.append(
+                _Segment(
+                    target, segment.first, segment.count, segment.size, array("q", segment.index)
+                )
+            )
         return twin
 
     def flush(self) -> None:
@@ -153,36 +189,22 @@ class LineStore:
     def close(self) -> None:
         self.flush()
         if self._writer is not None:
-            self._writer.close()
+            with contextlib.suppress(OSError):
+                self._writer.close()
             self._writer = None
 
     def read(self, first: int, last: int) -> list[str]:
-        """Lines numbered first..last inclusive (1-based), clamped to what exists."""
-        first, last = max(first, 1), min(last, self.count)
-        if first > last:
-            return []
+        """Lines numbered first..last inclusive (1-based), clamped to what is kept."""
         self.flush()
-        return list(self.iterate(first, last))
+        return [text for _, text in self.numbered(first, last)]
 
-    def iterate(self, first: int = 1, last: int | None = None) -> Iterator[str]:
-        """Lines first..last from the file; call flush() first (on the thread that appends)."""
+    def numbered(self, first: int = 1, last: int | None = None) -> Iterator[tuple[int, str]]:
+        """Lines first..last from the files with their numbers, clamped to what is kept; call
+        flush() first (on the thread that appends)."""
         last = self.count if last is None else min(last, self.count)
-        if first > last:
-            return
-        block = (first - 1) // INDEX_STEP
-        number = block * INDEX_STEP + 1
-        try:
-            handle = open(self.path, "rb")  # noqa: SIM115
-        except OSError:
-            return
-        with handle:
-            handle.seek(self._index[block])
-            for raw in handle:
-                if number > last:
-                    break
-                if number >= first:
-                    yield raw[:-1].decode("utf-8", "replace")
-                number += 1
+        for segment in tuple(self._segments):  # a rotation on another thread swaps the list
+            yield from segment.numbered(first, last)
+            first = max(first, segment.first + segment.count)
 
 
 def _encoded_size(lines: list[str], ascii_only: bool) -> int:

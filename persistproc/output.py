@@ -49,9 +49,11 @@ class StreamView:
         """Taken on the thread that feeds: a consistent picture of line counts and the window."""
         self.store.flush()
         if self.machine is None:
-            return Snapshot(self.store, self.store.count, [], False)
+            return Snapshot(self.store, self.store.count, [], False, self.store.first)
         pending = self.machine.pending()
-        return Snapshot(self.store, self.store.count, pending, self.machine.unfinished)
+        return Snapshot(
+            self.store, self.store.count, pending, self.machine.unfinished, self.store.first
+        )
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Snapshot:
     committed: int
     pending: list[str]
     unfinished: bool
+    first: int = 1  # the first line kept: earlier ones were dropped by the log size cap
 
     @property
     def total(self) -> int:
@@ -73,8 +76,7 @@ class Snapshot:
         first, last = max(first, 1), min(last, self.total)
         out: list[tuple[int, str]] = []
         if first <= min(last, self.committed):
-            stored = self.store.iterate(first, min(last, self.committed))
-            out.extend(enumerate(stored, start=first))
+            out.extend(self.store.numbered(first, min(last, self.committed)))
         for number in range(max(first, self.committed + 1), last + 1):
             out.append((number, self.pending[number - self.committed - 1]))
         return out
@@ -86,6 +88,7 @@ class Page:
     cursor: int = 0
     truncated: bool = False
     total_lines: int = 0
+    first_kept: int = 1
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +100,7 @@ class Page:
             "cursor": self.cursor,
             "total_lines": self.total_lines,
             "truncated": self.truncated,
+            "first_available_line": self.first_kept,
         }
         if self.note:
             result["note"] = self.note
@@ -158,6 +162,18 @@ def read(
     elif since is not None:
         # A redraw can shorten the window below a cursor handed out earlier: not a restart.
         since = min(since, snapshot.finished_total)
+    wanted_first = since + 1 if since is not None else max(snapshot.total - lines + 1, 1)
+    if pattern is not None and since is None:
+        wanted_first = 1  # grep without a cursor searches the whole log
+    gap = wanted_first < snapshot.first
+    if gap:
+        dropped = (
+            f"lines {wanted_first} to {snapshot.first - 1} were dropped by the log size cap;"
+            f" the first line kept is {snapshot.first}"
+        )
+        note = f"{note}; {dropped}" if note else dropped
+        if since is not None:
+            since = snapshot.first - 1
     if pattern is None:
         first = since + 1 if since is not None else snapshot.total - lines + 1
         last = snapshot.total if since is None else min(snapshot.total, since + lines)
@@ -175,8 +191,9 @@ def read(
     return Page(
         lines=page,
         cursor=cursor,
-        truncated=cut or (since is not None and scanned < snapshot.total),
+        truncated=cut or gap or (since is not None and scanned < snapshot.total),
         total_lines=snapshot.total,
+        first_kept=snapshot.first,
         note=note,
     )
 

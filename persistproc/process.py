@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from persistproc.model import RunRecord, Status
-from persistproc.recording import RAW_LOG
+from persistproc.rawlog import RAW_LOG
 from persistproc.run import Run
 
 STATE_VERSION = 1
@@ -55,8 +55,14 @@ class ManagedProcess:
             "log_path": str(log_dir / RAW_LOG) if log_dir else None,
             "clean_log_path": str(log_dir / "combined.log") if log_dir else None,
         }
-        if self.run is not None and self.run.recording.write_error:
-            info["log_error"] = self.run.recording.write_error
+        error = self.run.recording.write_error if self.run is not None else None
+        info["output_saved"] = error is None
+        if error:
+            info["log_error"] = error
+        dropped = self.run.recording.dropped() if self.run is not None else None
+        if dropped:
+            # the log size cap rotated the oldest output out: say how much
+            info["dropped_by_log_cap"] = dropped
         return info
 
     def to_state(self) -> dict[str, Any]:

@@ -10,40 +10,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import os
 from pathlib import Path
 
 from persistproc.attachment import Attachment, line_start
 from persistproc.cleantext import LineMachine
-from persistproc.logs import LineStore, RawLog
+from persistproc.logs import DEFAULT_MAX_BYTES, LineStore, older_segments
 from persistproc.model import STREAMS
 from persistproc.output import Snapshot, StreamView
+from persistproc.rawlog import RAW_LOG, RawLog, read_tail
 from persistproc.screen import ScreenSnapshot, TerminalScreen
 
 SCREEN_REBUILD_BYTES = 64 * 1024
 REPLAY_BYTES = 64 * 1024
-RAW_LOG = "output.raw"
 
 
 class Recording:
-    def __init__(self, log_dir: Path, columns: int, rows: int, live: bool) -> None:
-        """live: a new run's recording; otherwise an earlier run's, read from its files."""
+    def __init__(
+        self,
+        log_dir: Path,
+        columns: int,
+        rows: int,
+        live: bool,
+        max_log_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        """live: a new run's recording; otherwise an earlier run's, read from its files.
+        max_log_bytes: the cap of each log file (raw, and each stream's clean lines)."""
         self.log_dir = log_dir
+        self.max_log_bytes = max_log_bytes
         self.columns, self.rows = columns, rows
         self.raw: RawLog | None = None
         self.attachments: list[Attachment] = []
         self._screen: TerminalScreen | None = None
         self._screen_offset = 0
         self._screen_lock = asyncio.Lock()
+        self._raw_first_on_disk: int | None = None
         if live:
-            self.raw = RawLog(log_dir / RAW_LOG)
-            combined = StreamView(LineStore(log_dir / "combined.log"), LineMachine())
-            stderr = StreamView(LineStore(log_dir / "stderr.log"), LineMachine())
+            self.raw = RawLog(log_dir / RAW_LOG, max_bytes=max_log_bytes)
+            combined = StreamView(self._store("combined"), LineMachine())
+            stderr = StreamView(self._store("stderr"), LineMachine())
             # Until stderr says something, stdout's lines are exactly the combined ones, so
             # stdout shares the combined view (half the line-machine work); see _split_stdout.
             self.views = {"combined": combined, "stdout": combined, "stderr": stderr}
         else:
-            self.views = {s: StreamView(LineStore(log_dir / f"{s}.log"), None) for s in STREAMS}
+            self.views = {s: StreamView(self._store(s), None) for s in STREAMS}
+
+    def _store(self, stream: str) -> LineStore:
+        return LineStore(self.log_dir / f"{stream}.log", self.max_log_bytes)
 
     # ----- the read path ----------------------------------------------------------------------
     def ingest(self, stream: str, data: bytes) -> None:
@@ -66,7 +78,7 @@ class Recording:
             store = combined.store.copy_to(self.log_dir / "stdout.log")
         except OSError as error:
             # stdout's own file cannot be made: its lines go on from here, and status says so
-            store = LineStore(self.log_dir / "stdout.log")
+            store = self._store("stdout")
             store.write_error = f"stdout log not being saved: {error.strerror or error}"
         self.views["stdout"] = StreamView(store, copy.deepcopy(combined.machine))
 
@@ -101,6 +113,20 @@ class Recording:
         errors.append(self.raw.write_error if self.raw else None)
         return next((e for e in errors if e), None)
 
+    def dropped(self) -> dict[str, int] | None:
+        """What the log size cap dropped from this run, if anything."""
+        if self.raw is not None:
+            raw_first = self.raw.first
+        else:
+            if self._raw_first_on_disk is None:  # an earlier run's files do not change: look once
+                older = older_segments(self.log_dir / RAW_LOG)
+                self._raw_first_on_disk = older[-1][0] if older else 0
+            raw_first = self._raw_first_on_disk
+        first_line = self.views["combined"].store.first
+        if raw_first == 0 and first_line == 1:
+            return None
+        return {"raw_bytes": raw_first, "lines": first_line - 1}
+
     def snapshot(self, stream: str) -> Snapshot:
         return self.views[stream].snapshot()
 
@@ -116,7 +142,7 @@ class Recording:
     async def _caught_up_screen(self) -> TerminalScreen:
         """The pyte screen fed up to the newest output; rebuilt from the tail when far behind."""
         if self.raw is None:
-            data = _file_tail(self.log_dir / RAW_LOG, SCREEN_REBUILD_BYTES)
+            data = read_tail(self.log_dir / RAW_LOG, SCREEN_REBUILD_BYTES)
             fresh, offset = True, 0
         else:
             offset = self.raw.size
@@ -162,14 +188,5 @@ class Recording:
                 screen = await self._caught_up_screen()
                 return await asyncio.to_thread(screen.render_ansi)
         if self.raw is None:
-            return line_start(_file_tail(self.log_dir / RAW_LOG, REPLAY_BYTES))
+            return line_start(read_tail(self.log_dir / RAW_LOG, REPLAY_BYTES))
         return line_start(self.raw.tail(REPLAY_BYTES)[1])
-
-
-def _file_tail(path: Path, size: int) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(handle.seek(0, os.SEEK_END) - size, 0))
-            return handle.read()
-    except OSError:
-        return b""

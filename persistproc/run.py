@@ -20,6 +20,7 @@ import psutil
 from persistproc import spawn, tree
 from persistproc.config import RUN_MARKER_ENV
 from persistproc.errors import PersistprocError
+from persistproc.logs import DEFAULT_MAX_BYTES
 from persistproc.model import RunRecord, Status, describe_wait_status, now_iso
 from persistproc.recording import Recording
 
@@ -61,11 +62,13 @@ class Run:
         columns: int,
         rows: int,
         on_end: Callable[[Run], None],
+        max_log_bytes: int = DEFAULT_MAX_BYTES,
     ) -> Run:
         log_dir = Path(record.log_dir)
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # the files first, then the child: nothing is started that could not be recorded
-        run = cls(record, Recording(log_dir, columns, rows, live=True), columns, rows)
+        recording = Recording(log_dir, columns, rows, live=True, max_log_bytes=max_log_bytes)
+        run = cls(record, recording, columns, rows)
         run._on_end = on_end
         child_env = {**env, RUN_MARKER_ENV: run.marker}
         try:

@@ -16,8 +16,8 @@ from typing import Any
 
 import regex
 
-from persistproc import output, paths, spawn, tree
-from persistproc.config import DEFAULT_COLUMNS, DEFAULT_ROWS
+from persistproc import output, paths, recovery, spawn, tree
+from persistproc.config import DEFAULT_COLUMNS, DEFAULT_ROWS, max_log_size_from_env
 from persistproc.errors import Conflict, InvalidInput, NotFound, PersistprocError
 from persistproc.keys import encode_keys
 from persistproc.model import RunRecord, Status, derive_name, now_iso, validate_name
@@ -42,8 +42,17 @@ _DROPPED_ENV = ("COLUMNS", "LINES")
 
 
 class Supervisor:
-    def __init__(self, data_dir: Path, columns: int = DEFAULT_COLUMNS, rows: int = DEFAULT_ROWS):
+    def __init__(
+        self,
+        data_dir: Path,
+        columns: int = DEFAULT_COLUMNS,
+        rows: int = DEFAULT_ROWS,
+        max_log_bytes: int | None = None,
+    ):
+        """max_log_bytes: the cap of each log file of a run (default $PERSISTPROC_MAX_LOG_SIZE
+        or 2 GiB); over it, the oldest half of that log is dropped."""
         self.data_dir = paths.ensure_private_dir(data_dir)
+        self.max_log_bytes = max_log_size_from_env() if max_log_bytes is None else max_log_bytes
         self.columns, self.rows = columns, rows
         self._processes: dict[str, ManagedProcess] = {}
         self.default_directory = os.getcwd()
@@ -58,10 +67,27 @@ class Supervisor:
                     strays = await asyncio.to_thread(tree.find_tree, None, record.marker)
                     tree.signal_tree(strays, tree.KILL)
                     record.status, record.ended_at = Status.STOPPED, now_iso()
+                    await self._recover_logs(process.name, record)
             if process.runs:
                 process.run = Run.from_disk(process.runs[-1], self.columns, self.rows)
             self._processes[process.name] = process
         self._save()
+
+    async def _recover_logs(self, name: str, record: RunRecord) -> None:
+        """The clean log of a run that was running when its server died lacks its last lines."""
+        log_dir = Path(record.log_dir)
+        try:
+            added = await asyncio.to_thread(recovery.recover, log_dir, self.max_log_bytes)
+        except OSError as error:
+            log.warning("%s run %d: clean log not completed: %s", name, record.number, error)
+            return
+        if added < 0:
+            log.warning(
+                "%s run %d: the end of the raw log did not line up with the clean log;"
+                " the clean log may lack its last lines (the raw log has them)",
+                name,
+                record.number,
+            )
 
     async def shutdown(self) -> None:
         running = [p for p in self._processes.values() if p.running]
@@ -203,6 +229,7 @@ class Supervisor:
             columns,
             rows,
             on_end=lambda _run: self._save(),
+            max_log_bytes=self.max_log_bytes,
         )
         process.runs.append(record)
         if is_restart:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from persistproc.logs import INDEX_STEP, LineStore, RawLog
+from persistproc.logs import INDEX_STEP, LineStore
+from persistproc.rawlog import RawLog
 
 
 def _lines(count: int) -> list[str]:
