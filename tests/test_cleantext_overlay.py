@@ -1,0 +1,55 @@
+"""The line machine's shortcuts give the same lines as the step-by-step path: frames drawn over
+each other with carriage returns, and the control-character check of ASCII text."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from persistproc.cleantext import LineMachine
+
+
+def whole(data: bytes, max_line: int = 65536) -> list[str]:
+    machine = LineMachine(window=4, max_line=max_line)
+    return machine.feed(data) + machine.finish()
+
+
+def byte_by_byte(data: bytes, max_line: int = 65536) -> list[str]:
+    """One byte per feed: a carriage return never arrives together with the frame after it."""
+    machine = LineMachine(window=4, max_line=max_line)
+    out: list[str] = []
+    for k in range(len(data)):
+        out += machine.feed(data[k : k + 1])
+    return out + machine.finish()
+
+
+def test_later_frame_wins_where_it_reaches() -> None:
+    assert whole(b"\rlonger text\rshort\n") == ["shortr text"]
+    assert whole(b"\r[#...] 10%\r[##..] 20%\r[####] 100%\n") == ["[####] 100%"]
+
+
+def test_frame_overwrites_text_before_the_first_return() -> None:
+    assert whole(b"downloading\rdone\n") == ["doneloading"]
+
+
+def test_cursor_ends_after_the_last_frame() -> None:
+    assert whole(b"\rabcdef\rab\x1b[Kz\n") == ["abz"]
+
+
+def test_frames_longer_than_a_line_are_split_as_before() -> None:
+    data = b"\r" + b"a" * 10 + b"\r" + b"b" * 12 + b"\rc\n"
+    assert whole(data, max_line=8) == byte_by_byte(data, max_line=8)
+
+
+def test_c1_and_c0_controls_still_take_the_slow_path() -> None:
+    assert whole("a\x85b\n".encode()) == ["ab"]
+    assert whole(b"ab\x07c\n") == ["abc"]
+    assert whole(b"ab\x08c\n") == ["ac"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"bb", b"ccc ", b"\r", b"\n", b"\t", b"\b", b"\x1b[K"])))
+def test_same_lines_whatever_the_chunking(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    assert whole(data, max_line=6) == byte_by_byte(data, max_line=6)
+    assert whole(data) == byte_by_byte(data)
