@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mcp import Client
 
@@ -58,6 +59,14 @@ def make_progress(path: Path, size: int) -> Path:
     return path
 
 
+async def info(client: Client, name: str) -> dict[str, Any]:
+    """The process's info, from the cheapest call that carries it."""
+    page = await call(client, "get_process_output", {"name": name, "lines": 1})
+    info = page["process"]
+    assert isinstance(info, dict)
+    return info
+
+
 async def _persistproc(server: Server, path: Path, last_line: str) -> float:
     async with Client(server.url) as client:
         started = time.perf_counter()
@@ -67,10 +76,9 @@ async def _persistproc(server: Server, path: Path, last_line: str) -> float:
             {"command": f"cat {path}", "working_directory": str(path.parent)},
         )
         name = result["name"]
-        # A light poll: a wait_for pattern would make the server scan every line it ingests.
-        while (status := await call(client, "get_process_status", {"name": name}))[
-            "status"
-        ] == "running":
+        # A light poll: get_process_status would measure the process tree each time, and a
+        # wait_for pattern would make the server scan every line it ingests.
+        while (status := await info(client, name))["status"] == "running":
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - started
         raw = Path(status["log_path"]).read_bytes()

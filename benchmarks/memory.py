@@ -15,7 +15,7 @@ import psutil
 from mcp import Client
 
 from benchmarks.common import Row, Server, call
-from benchmarks.ingest import make_colored
+from benchmarks.ingest import info, make_colored
 
 MB = 1024 * 1024
 
@@ -48,7 +48,7 @@ async def _sampled_run(client: Client, server: Server, arguments: dict[str, Any]
     """Start a process and sample the server's RSS every 20 ms until the run has ended."""
     samples = [_rss(server.pid)]
     name = (await call(client, "start_process", arguments))["name"]
-    while (await call(client, "get_process_status", {"name": name}))["status"] == "running":
+    while (await info(client, name))["status"] == "running":
         samples.append(_rss(server.pid))
         await asyncio.sleep(0.02)
     samples.append(_rss(server.pid))
