@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -75,14 +76,21 @@ def _healthy(base: str) -> bool:
         return False
 
 
-def start_server(data_dir: Path, port: int | None = None) -> Server:
-    """Start `persistproc --serve` and return once /health answers."""
+def start_server(
+    data_dir: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Server:
+    """Start `persistproc --serve` and return once /health answers. env: added to ours;
+    preexec_fn: run in the server's process before it starts (resource limits)."""
     port = port or free_port()
     command = [sys.executable, "-m", "persistproc", "--serve", "--port", str(port)]
     proc = subprocess.Popen(
         [*command, "--data-dir", str(data_dir)],
         stdin=subprocess.DEVNULL,
-        env={**os.environ, SESSION_ENV: SESSION},
+        env={**os.environ, **(env or {}), SESSION_ENV: SESSION},
+        preexec_fn=preexec_fn,
     )
     server = Server(port, data_dir, proc)
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -130,8 +138,8 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start servers on demand (start(data_dir=None)); all are stopped and checked at teardown."""
     started: list[Server] = []
 
-    def start(data_dir: Path | None = None) -> Server:
-        server = start_server(data_dir or tmp_path / "data")
+    def start(data_dir: Path | None = None, **options: Any) -> Server:
+        server = start_server(data_dir or tmp_path / "data", **options)
         started.append(server)
         return server
 

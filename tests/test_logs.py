@@ -67,3 +67,78 @@ def test_raw_log_is_byte_exact_and_ring_keeps_the_newest(tmp_path: Path) -> None
     assert tail == b"".join(chunks)[-500:] and start == 9_500
     assert raw.since(9_900) == b"".join(chunks)[-100:]
     assert raw.since(0) is None  # long gone from the ring
+
+
+# ----- the size cap ------------------------------------------------------------------------------
+CAP = 64 * 1024
+
+
+def _fill(store: LineStore, count: int, start: int = 1) -> list[str]:
+    lines = [f"line {i:06d} " + "x" * 90 for i in range(start, start + count)]
+    for at in range(0, count, 37):
+        store.append(lines[at : at + 37])
+    return lines
+
+
+def test_store_over_its_cap_drops_the_oldest_half_and_keeps_the_numbering(tmp_path: Path) -> None:
+    store = LineStore(tmp_path / "a.log", max_bytes=CAP)
+    lines = _fill(store, 3000)  # ~300 KB: several rotations
+    assert store.count == 3000
+    assert 1 < store.first <= 3000
+    kept = store.read(1, 3000)
+    assert kept == lines[store.first - 1 :]  # exactly the newest lines, numbers intact
+    assert store.read(store.first, store.first) == [lines[store.first - 1]]
+    assert store.read(1, store.first - 1) == []  # dropped lines are never made up
+    on_disk = sum(p.stat().st_size for p in tmp_path.iterdir())
+    assert on_disk <= CAP + 200  # the cap (plus the batch that crossed it)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.log", f"a.log.{store.first}"]
+    store.close()
+
+
+def test_reopened_rotated_store_reads_the_same(tmp_path: Path) -> None:
+    store = LineStore(tmp_path / "a.log", max_bytes=CAP)
+    lines = _fill(store, 2000)
+    first = store.first
+    store.close()
+    again = LineStore(tmp_path / "a.log", max_bytes=CAP)
+    assert (again.first, again.count) == (first, 2000)
+    assert again.read(1, 2000) == lines[first - 1 :]
+    more = _fill(again, 500, start=2001)
+    assert again.read(2001, 2500) == more
+    again.close()
+
+
+def test_crash_between_rename_and_delete_leaves_a_readable_store(tmp_path: Path) -> None:
+    store = LineStore(tmp_path / "a.log", max_bytes=CAP)
+    lines = _fill(store, 2000)
+    store.close()
+    # a segment older than the kept one: what a crash between a rotation's two steps leaves
+    (tmp_path / "a.log.1").write_text("stale\n")
+    again = LineStore(tmp_path / "a.log", max_bytes=CAP)
+    assert again.read(1, 2000) == lines[again.first - 1 :]
+    assert not (tmp_path / "a.log.1").exists()
+    again.close()
+
+
+def test_copy_of_a_rotated_store_has_its_segments(tmp_path: Path) -> None:
+    store = LineStore(tmp_path / "a.log", max_bytes=CAP)
+    lines = _fill(store, 1000)
+    twin = store.copy_to(tmp_path / "b.log")
+    assert (twin.first, twin.count) == (store.first, store.count)
+    assert twin.read(1, 1000) == lines[store.first - 1 :]
+    store.close()
+    twin.close()
+    assert LineStore(tmp_path / "b.log").read(1, 1000) == lines[store.first - 1 :]
+
+
+def test_raw_log_over_its_cap_keeps_the_newest_bytes_exactly(tmp_path: Path) -> None:
+    raw = RawLog(tmp_path / "out.raw", ring_bytes=1024, max_bytes=CAP)
+    data = random.Random(3).randbytes(300_000)
+    for at in range(0, len(data), 4096):
+        raw.append(data[at : at + 4096])
+    raw.close()
+    assert raw.size == len(data) and raw.first > 0
+    older = tmp_path / f"out.raw.{raw.first}"
+    kept = older.read_bytes() + (tmp_path / "out.raw").read_bytes()
+    assert kept == data[raw.first :]  # byte-exact from the first byte kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.raw", older.name]
