@@ -8,6 +8,7 @@ import os
 import resource
 import shlex
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -102,7 +103,7 @@ async def test_a_log_over_its_cap_drops_its_oldest_part_with_an_explicit_gap(
     server_factory: Callable[..., Server], tmp_path: Path
 ) -> None:
     server = server_factory(env={"PERSISTPROC_MAX_LOG_SIZE": "256k"})
-    command, _ = _writer(tmp_path, 20_000)  # 2 MB: many times the cap
+    command, expected = _writer(tmp_path, 20_000)  # 2 MB: many times the cap
     async with connect(server, tmp_path) as mcp:
         info = await mcp.start(command, name="capped")
         await _finished(mcp, "capped")
@@ -116,6 +117,15 @@ async def test_a_log_over_its_cap_drops_its_oldest_part_with_an_explicit_gap(
         assert "dropped by the log size cap" in page["note"], page
         tail = await mcp.output("capped", lines=2)
         assert tail["last_line"] == 20_000 and not tail["truncated"], tail
+        cli = [sys.executable, "-m", "persistproc", "--port", str(server.port)]
+        raw = subprocess.run(
+            [*cli, "logs", "--raw", "capped"],
+            capture_output=True,
+            timeout=WAIT,
+            check=True,
+        )
+        assert raw.stdout == expected[dropped["raw_bytes"] :]  # byte-exact from the first kept
+        assert f"the first {dropped['raw_bytes']} bytes" in raw.stderr.decode()
         log_dir = Path(str(info["log_path"])).parent
         for name in ("output.raw", "combined.log", "stdout.log"):
             kept = sum(p.stat().st_size for p in log_dir.glob(name + "*"))
