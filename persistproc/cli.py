@@ -11,7 +11,15 @@ from persistproc.client.api import Client
 from persistproc.client.commands import run as run_command
 from persistproc.client.interactive import add_interactive_commands
 from persistproc.client.options import add_commands
-from persistproc.config import DEFAULT_HOST, parse_port, port_from_env
+from persistproc.config import (
+    DEFAULT_HOST,
+    GENERATE_TOKEN,
+    TOKEN_ENV,
+    TOKEN_MIN_LENGTH,
+    parse_port,
+    port_from_env,
+    server_token,
+)
 from persistproc.hostcheck import is_loopback_host
 
 DESCRIPTION = """Run development processes under pseudo-terminals and share them between people and
@@ -22,6 +30,7 @@ Start the server with `persistproc --serve`; the commands below talk to it."""
 EPILOG = """environment:
   PERSISTPROC_PORT       port to serve on or talk to (default 8947)
   PERSISTPROC_DATA_DIR   where process lists and logs are kept
+  PERSISTPROC_TOKEN      bearer token the server requires (--serve) or the commands send
   NO_COLOR               set to turn colors off
 
 exit status:
@@ -33,8 +42,18 @@ exit status:
 
 `persistproc COMMAND --help` describes each command."""
 
-HOST_HELP = f"address to listen on (--serve) or to connect to (default {DEFAULT_HOST})"
+HOST_HELP = (
+    f"address to listen on (--serve) or to connect to (default {DEFAULT_HOST}). Without --host"
+    " and --port, commands talk to the server over its Unix socket in the data directory when"
+    " there is one"
+)
 PORT_HELP = "port to listen on or connect to (default $PERSISTPROC_PORT or 8947)"
+TOKEN_HELP = (
+    f"with --serve: require this bearer token on every request ('{GENERATE_TOKEN}': a random one;"
+    f" default ${TOKEN_ENV}, else none; at least {TOKEN_MIN_LENGTH} characters). The server writes"
+    " it to the file 'token' in the data directory (mode 0600), where the commands find it by"
+    f" themselves. Prefer '{GENERATE_TOKEN}' or ${TOKEN_ENV}: other users can see command lines"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,12 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"persistproc {__version__}")
     parser.add_argument("--serve", action="store_true", help="run the server in the foreground")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=HOST_HELP)
+    parser.add_argument("--host", help=HOST_HELP)
     parser.add_argument("--port", help=PORT_HELP)
     parser.add_argument(
         "--data-dir",
         help="data directory (default $PERSISTPROC_DATA_DIR or the platform's user data directory)",
     )
+    parser.add_argument("--token", metavar="TOKEN", help=TOKEN_HELP)
     # --host and --port are accepted after the subcommand too. SUPPRESS keeps a subcommand that
     # was not given them from overwriting the values parsed before it.
     common = argparse.ArgumentParser(add_help=False)
@@ -63,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_TOP_OPTIONS_WITH_VALUE = {"--host", "--port", "--data-dir"}
+_TOP_OPTIONS_WITH_VALUE = {"--host", "--port", "--data-dir", "--token"}
 
 
 def _implicit_run(argv: list[str], commands: set[str]) -> list[str]:
@@ -96,21 +116,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         port = parse_port(args.port) if args.port is not None else port_from_env()
     except ValueError as error:
         parser.error(str(error))
+    # An address given on the command line means TCP to that address, never the Unix socket.
+    explicit_address = args.host is not None or args.port is not None
+    host = args.host if args.host is not None else DEFAULT_HOST
+    if args.token is not None and not args.serve:
+        parser.error(
+            "--token goes with --serve; the commands find the token by themselves"
+            f" (or set ${TOKEN_ENV})"
+        )
     if args.serve:
         if args.command is not None:
             parser.error(f"--serve runs the server; it cannot be combined with {args.command!r}")
-        if not is_loopback_host(args.host):
+        try:
+            token = server_token(args.token)
+        except ValueError as error:
+            parser.error(str(error))
+        if not is_loopback_host(host):
             parser.error(
-                f"--host {args.host}: persistproc runs commands for whoever reaches it, so it"
+                f"--host {host}: persistproc runs commands for whoever reaches it, so it"
                 " listens on loopback only (127.0.0.1, ::1, localhost)"
             )
         from persistproc.server.main import serve  # the server's imports are heavy; load on demand
 
-        return serve(args.host, port, paths.data_dir(args.data_dir))
+        return serve(host, port, paths.data_dir(args.data_dir), token)
     if args.command is None:
         parser.print_help()
         return 2
-    return run_command(args, Client(args.host, port))
+    client = Client(
+        host, port, data_dir=paths.data_dir(args.data_dir), unix_socket=not explicit_address
+    )
+    return run_command(args, client)
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> list[str]:

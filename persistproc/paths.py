@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -37,3 +40,39 @@ def run_dir(root: Path, name: str, run_number: int) -> Path:
 def token_file(root: Path) -> Path:
     """The running server's bearer token (0600), when it requires one: clients read it from here."""
     return root / "token"
+
+
+# sun_path holds 108 bytes on Linux and 104 on macOS, the terminating NUL included.
+SOCKET_PATH_LIMIT = 103
+
+
+def server_socket(root: Path, port: int) -> Path:
+    """The Unix socket the server of data directory `root` on TCP `port` serves besides TCP.
+
+    The port is in the name, so a client asking for one port never reaches a server on another.
+    In a private directory of the data directory, or, when that path is too long for a socket
+    address, in a per-user directory under the system's temporary directory, named after a digest
+    of the data directory. Server and clients both call this, so they agree without asking.
+    """
+    preferred = root / "sockets" / f"{port}.sock"
+    if len(os.fsencode(preferred)) <= SOCKET_PATH_LIMIT:
+        return preferred
+    digest = hashlib.sha256(os.fsencode(root)).hexdigest()[:16]
+    short = Path(tempfile.gettempdir()) / f"persistproc-{os.geteuid()}" / f"{digest}-{port}.sock"
+    if len(os.fsencode(short)) <= SOCKET_PATH_LIMIT:
+        return short
+    return Path("/tmp") / f"persistproc-{os.geteuid()}" / f"{digest}-{port}.sock"
+
+
+def is_private_dir(path: Path) -> bool:
+    """True if path is a real directory (not a symlink) of this user that nobody else may enter:
+    a socket in it can only have been put there by this user."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.geteuid()
+        and stat.S_IMODE(info.st_mode) & 0o077 == 0
+    )

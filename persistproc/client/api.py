@@ -1,5 +1,9 @@
 """A small synchronous JSON client for the server's /api/ routes, over http.client.
 
+It talks over the server's Unix socket in the data directory when it may (no address was given on
+the command line) and the socket is there in a private directory; else, or when nobody answers on
+the socket, over TCP. It sends the server's bearer token when it finds one.
+
 Every failure is a ClientError whose message is meant to be shown as it is: no server, the server's
 own error message, or what went wrong on the way.
 """
@@ -9,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import quote, urlencode
@@ -53,11 +58,71 @@ class ApiError(ClientError):
         self.status = status
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket; the Host header says localhost, which the server accepts."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self.path))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
 class Client:
     def __init__(
-        self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, timeout: float = DEFAULT_TIMEOUT
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        data_dir: Path | None = None,
+        unix_socket: bool = False,
     ) -> None:
+        """data_dir: where to find the token (and the Unix socket); without it, only
+        $PERSISTPROC_TOKEN is sent. unix_socket: try the data directory's socket first."""
         self.host, self.port, self.timeout = host, port, timeout
+        self.data_dir = data_dir
+        self.unix_socket = unix_socket and data_dir is not None
+
+    def socket_path(self) -> Path | None:
+        """The server's Unix socket to try, if this client may use one and it is there in a
+        directory that only this user can have put it in."""
+        if not self.unix_socket or self.data_dir is None:
+            return None
+        path = paths.server_socket(self.data_dir, self.port)
+        if not paths.is_private_dir(path.parent) or not path.exists():
+            return None
+        return path
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header when there is a token to send (read each time: a server
+        started meanwhile may have written one)."""
+        if self.data_dir is not None:
+            token = find_token(self.data_dir)
+        else:
+            token = os.environ.get(TOKEN_ENV, "").strip() or None
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        """A connected connection: the Unix socket when it answers, else TCP (not yet connected:
+        http.client connects on the first request)."""
+        path = self.socket_path()
+        if path is not None:
+            unix = UnixHTTPConnection(path, timeout)
+            try:
+                unix.connect()
+                return unix
+            except OSError:
+                unix.close()  # a socket file nobody serves: the server is gone or on TCP only
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     @property
     def address(self) -> str:
@@ -80,12 +145,10 @@ class Client:
             if kept:
                 path += "?" + urlencode(kept)
         payload = json.dumps(body).encode() if body is not None else None
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **self.headers()}
         if payload is not None:
             headers["Content-Type"] = "application/json"
-        connection = http.client.HTTPConnection(
-            self.host, self.port, timeout=self.timeout if timeout is None else timeout
-        )
+        connection = self._connect(self.timeout if timeout is None else timeout)
         try:
             connection.request(method, path, body=payload, headers=headers)
             response = connection.getresponse()

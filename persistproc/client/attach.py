@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from persistproc.client.api import ClientError
+from persistproc.client.api import Client, ClientError
 from persistproc.detach import DOUBLE_PRESS_SECONDS, HOLD_SECONDS, DetachMatcher
 
 # Modes a full-screen program may leave on: alternate screen, mouse reports, bracketed paste,
@@ -47,22 +47,39 @@ def terminal_size(fd: int) -> tuple[int, int]:
         return 80, 24
 
 
-async def attach(host: str, port: int, target: str, read_only: bool, detach_key: int) -> Outcome:
+async def _open(client: Client, path: str) -> ClientConnection:
+    """The attach WebSocket: over the client's Unix socket when it answers, else over TCP; with
+    the bearer token when there is one."""
+    options: dict[str, Any] = {
+        "max_size": None,
+        "compression": None,
+        "open_timeout": 10,
+        "additional_headers": client.headers(),
+    }
+    socket_path = client.socket_path()
+    if socket_path is not None:
+        with contextlib.suppress(OSError):
+            return await unix_connect(str(socket_path), f"ws://localhost{path}", **options)
+    return await connect(f"ws://{client.address}{path}", **options)
+
+
+async def attach(client: Client, target: str, read_only: bool, detach_key: int) -> Outcome:
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     columns, rows = terminal_size(stdout)
     query = urlencode({"columns": columns, "rows": rows, "read_only": int(read_only)})
-    shown = f"[{host}]" if ":" in host else host
-    url = f"ws://{shown}:{port}/api/processes/{quote(target, safe='')}/attach?{query}"
     try:
-        websocket = await connect(url, max_size=None, compression=None, open_timeout=10)
+        websocket = await _open(client, f"/api/processes/{quote(target, safe='')}/attach?{query}")
     except (OSError, asyncio.TimeoutError):
         raise ClientError(
-            f"no persistproc server on {shown}:{port} (start one with 'persistproc --serve')"
+            f"no persistproc server on {client.address} (start one with 'persistproc --serve')"
         ) from None
     except InvalidStatus as error:
-        raise ClientError(
-            f"the server refused to attach: HTTP {error.response.status_code}"
-        ) from None
+        response = error.response
+        try:
+            reason = str(json.loads(response.body or b"")["error"])
+        except (ValueError, KeyError, TypeError):
+            reason = f"HTTP {response.status_code}"
+        raise ClientError(f"the server refused to attach: {reason}") from None
     async with websocket:
         try:
             hello = json.loads(await websocket.recv())

@@ -87,7 +87,7 @@ def _detach_key(args: argparse.Namespace) -> int:
 
 def _attached(client: Client, target: str, args: argparse.Namespace, out: Output) -> int:
     key = _detach_key(args)
-    outcome = asyncio.run(attach(client.host, client.port, target, args.read_only, key))
+    outcome = asyncio.run(attach(client, target, args.read_only, key))
     info: dict[str, Any] = outcome.process
     name, pid = info.get("name", target), info.get("pid")
     if outcome.detached:

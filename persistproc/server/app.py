@@ -1,8 +1,9 @@
-"""The HTTP application: MCP at /mcp (and /mcp/), JSON routes for the CLI at /api/, a health route,
-Host and Origin checks on all."""
+"""The HTTP application: MCP at /mcp (and /mcp/), JSON routes for the CLI at /api/, a health route;
+Host and Origin checks on all, and the bearer token on all when the server requires one."""
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,10 +26,16 @@ from persistproc.supervisor import Supervisor
 
 class GuardMiddleware:
     """Refuse foreign Host (421) and Origin (403) on every HTTP request and WebSocket upgrade, and
-    serve /mcp and /mcp/ alike (some clients do not follow a redirect)."""
+    a missing or wrong bearer token (401) when a token is required; serve /mcp and /mcp/ alike
+    (some clients do not follow a redirect)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, token: str | None = None, token_hint: str = "") -> None:
         self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
+        self.token_refusal = (
+            "this server requires a bearer token: send the header 'Authorization: Bearer <token>'."
+            f" The persistproc command finds the token by itself{token_hint}"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -44,6 +51,10 @@ class GuardMiddleware:
             browser_allowed=scope["path"].rstrip("/") == MCP_PATH and scope["type"] == "http",
         ):
             refusal = (403, "requests from web pages of other origins are refused")
+        elif self.expected is not None and not hmac.compare_digest(
+            headers.get("authorization", "").encode("latin-1"), self.expected
+        ):
+            refusal = (401, self.token_refusal)
         if refusal is not None:
             await _refuse(scope, receive, send, *refusal)
             return
@@ -53,29 +64,31 @@ class GuardMiddleware:
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="persistproc"'))
+    prefix = "http"
     if scope["type"] == "websocket":
         await receive()  # the connect event
-        await send({"type": "websocket.close", "code": 1008, "reason": message})
-        return
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            # 1008 before the handshake completes: the server answers the upgrade with 403.
+            await send({"type": "websocket.close", "code": 1008, "reason": message})
+            return
+        prefix = "websocket.http"
+    await send({"type": f"{prefix}.response.start", "status": status, "headers": headers})
+    await send({"type": f"{prefix}.response.body", "body": body})
 
 
 def build_app(
-    supervisor: Supervisor, request_shutdown: Callable[[], None] | None = None
+    supervisor: Supervisor,
+    request_shutdown: Callable[[], None] | None = None,
+    token: str | None = None,
+    token_hint: str = "",
 ) -> Starlette:
     """The server's application. request_shutdown is what POST /api/shutdown does once it has
-    answered (default: SIGTERM to this process); tests that serve in-process replace it."""
+    answered (default: SIGTERM to this process); tests that serve in-process replace it. With a
+    token, every route requires it; token_hint ends the refusal by saying where clients find it."""
     mcp_app = build_mcp(supervisor).http_app(path="/", host_origin_protection=False)
 
     async def health(_: Request) -> JSONResponse:
@@ -99,5 +112,5 @@ def build_app(
         Mount(MCP_PATH, app=mcp_app),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(GuardMiddleware)
+    app.add_middleware(GuardMiddleware, token=token, token_hint=token_hint)
     return app

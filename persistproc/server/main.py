@@ -1,10 +1,13 @@
-"""Serving: bind the port, run uvicorn with the app, stop every process on SIGINT/SIGTERM."""
+"""Serving: bind the port and the Unix socket, write or remove the token file, run uvicorn with the
+app behind the peer check, stop every process on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -13,7 +16,9 @@ from pathlib import Path
 import uvicorn
 
 from persistproc import paths
+from persistproc.config import TOKEN_ENV
 from persistproc.server.app import build_app
+from persistproc.server.peer import PeerGuard, peer_checked_protocol
 from persistproc.supervisor import Supervisor
 
 log = logging.getLogger("persistproc")
@@ -45,6 +50,66 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def bind_unix(path: Path) -> socket.socket | None:
+    """The CLI's Unix socket, in a directory only this user may enter; a stale socket left by a
+    crashed server is replaced. None (TCP only, with a warning) when that cannot be done safely."""
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not directory.is_symlink() and directory.stat().st_uid == os.geteuid():
+            directory.chmod(0o700)
+    except OSError as error:
+        log.warning("no Unix socket: cannot create %s: %s", directory, error.strerror)
+        return None
+    if not paths.is_private_dir(directory):
+        log.warning("no Unix socket: %s is not a private directory of this user", directory)
+        return None
+    if path.exists() or path.is_symlink():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()  # nobody answers: left over from a server that did not stop cleanly
+            else:
+                log.warning("no Unix socket: another server answers on %s", path)
+                return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        path.chmod(0o600)
+    except OSError as error:
+        sock.close()
+        log.warning("no Unix socket: cannot listen on %s: %s", path, error.strerror)
+        return None
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+def write_token_file(path: Path, token: str) -> None:
+    """Atomically, and 0600 from the first byte: a reader sees the whole token or none."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(token + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+# Loggers of the libraries under the server: at INFO or DEBUG some of them write tool arguments
+# (a client's environment) or replies (a process's output). Whatever their own settings say
+# (FASTMCP_LOG_LEVEL=DEBUG, say), they are kept at WARNING.
+QUIET_LOGGERS = ("fastmcp", "mcp", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "docket")
+
+
 def setup_logging(data_dir: Path) -> None:
     handler = logging.FileHandler(paths.server_log(data_dir), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -53,10 +118,14 @@ def setup_logging(data_dir: Path) -> None:
     log.handlers[:] = [handler, console]
     log.setLevel(logging.INFO)
     log.propagate = False
+    for name in QUIET_LOGGERS:
+        library = logging.getLogger(name)
+        library.setLevel(max(library.getEffectiveLevel(), logging.WARNING))
 
 
-def serve(host: str, port: int, data_dir: Path) -> int:
-    """Run the server until SIGINT/SIGTERM; returns the exit status."""
+def serve(host: str, port: int, data_dir: Path, token: str | None = None) -> int:
+    """Run the server until SIGINT/SIGTERM; returns the exit status. With a token, every route
+    requires it and it is written to the data directory for the CLI."""
     try:
         sock = bind(host, port)
     except PortInUse as error:
@@ -64,10 +133,21 @@ def serve(host: str, port: int, data_dir: Path) -> int:
         return 1
     paths.ensure_private_dir(data_dir)
     setup_logging(data_dir)
+    token_file = paths.token_file(data_dir)
+    if token is not None:
+        write_token_file(token_file, token)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            token_file.unlink()  # a previous server's: clients would send a token nobody wants
+    unix_path = paths.server_socket(data_dir, sock.getsockname()[1])
+    unix = bind_unix(unix_path)
     supervisor = Supervisor(data_dir)
-    app = build_app(supervisor)
+    hint = f" in {token_file} (or from ${TOKEN_ENV})."
+    app = build_app(supervisor, token=token, token_hint=hint)
+    guard = PeerGuard()
     config = uvicorn.Config(
         app,
+        http=peer_checked_protocol(guard),
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -79,10 +159,25 @@ def serve(host: str, port: int, data_dir: Path) -> int:
     log.info(
         "serving MCP at http://%s:%d/mcp/ (data in %s)", shown, sock.getsockname()[1], data_dir
     )
+    if unix is not None:
+        log.info("serving the command line on %s", unix_path)
+    if token is not None:
+        log.info("every request must carry the bearer token (in %s)", token_file)
+    if not guard.checks_tcp:
+        log.info("no /proc/net/tcp here: TCP connections from other local users are not refused")
     # uvicorn stops gracefully on SIGINT/SIGTERM (our lifespan stops every process), then raises
     # the signal again for the handlers it found. Finding these no-ops, the exit is ours: status 0.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    asyncio.run(server.serve(sockets=[sock]))
+    try:
+        asyncio.run(server.serve(sockets=[sock] if unix is None else [sock, unix]))
+    finally:
+        if unix is not None:
+            with contextlib.suppress(OSError):
+                unix_path.unlink()
+        if token is not None:
+            with contextlib.suppress(OSError):
+                if token_file.read_text(encoding="ascii").strip() == token:
+                    token_file.unlink()  # ours, not a newer server's
     log.info("stopped")
     return 0

@@ -1,0 +1,130 @@
+"""Refuse connections from other local users, once per connection, before any request is read.
+
+On a shared machine every user can reach 127.0.0.1, and the server runs commands as its own user.
+On Linux the kernel's socket tables (/proc/net/tcp and tcp6) say which uid owns the other end of a
+loopback TCP connection: the row whose local address is the peer's address and whose remote
+address is ours. On the Unix socket the kernel hands over the peer's credentials (SO_PEERCRED).
+Where neither is available (macOS has no /proc), no check is made; the docs say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+import struct
+from pathlib import Path
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger("persistproc")
+
+PROC_NET = Path("/proc/net")
+_UID_COLUMN, _INODE_COLUMN = 7, 9
+
+
+def _hex_v4(address: str) -> str:
+    # The kernel prints the address as one native-endian 32-bit word.
+    return f"{struct.unpack('=I', socket.inet_aton(address))[0]:08X}"
+
+
+def _hex_v6(address: str) -> str:
+    words = struct.unpack("=4I", socket.inet_pton(socket.AF_INET6, address))
+    return "".join(f"{word:08X}" for word in words)
+
+
+def _endpoint(address: str, port: int, table: str) -> str:
+    if table == "tcp":
+        return f"{_hex_v4(address)}:{port:04X}"
+    if "." in address and ":" not in address:  # an IPv4 peer on a dual-stack socket
+        address = f"::ffff:{address}"
+    return f"{_hex_v6(address.split('%', 1)[0])}:{port:04X}"
+
+
+def tcp_peer_uid(peer: tuple[str, int], ours: tuple[str, int], root: Path = PROC_NET) -> int | None:
+    """The uid owning the peer's end of a local TCP connection, or None when no live socket has
+    that row (gone already, or not on this machine)."""
+    host = peer[0].split("%", 1)[0]
+    tables = ["tcp", "tcp6"] if ipaddress.ip_address(host).version == 4 else ["tcp6"]
+    for table in tables:
+        row = f" {_endpoint(peer[0], peer[1], table)} {_endpoint(ours[0], ours[1], table)} "
+        try:
+            text = (root / table).read_bytes().decode("ascii", "replace")
+        except OSError:
+            continue
+        at = text.find(row)
+        if at < 0:
+            continue
+        end = text.find("\n", at)
+        fields = text[text.rfind("\n", 0, at) + 1 : end if end >= 0 else len(text)].split()
+        # Inode 0: an orphaned or closing socket whose owner let go of it; nobody to answer.
+        if len(fields) > _INODE_COLUMN and fields[_INODE_COLUMN] != "0":
+            return int(fields[_UID_COLUMN])
+    return None
+
+
+def unix_peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end of a Unix socket (Linux), else None."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    pid_uid_gid = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    return int(struct.unpack("3i", pid_uid_gid)[1])
+
+
+class PeerGuard:
+    """The policy: the peer must be this server's uid. Logs each kind of refusal once at warning
+    (a scan of the port must not fill the log), then at debug."""
+
+    def __init__(self, uid: int | None = None, proc_net: Path = PROC_NET) -> None:
+        self.uid = os.geteuid() if uid is None else uid
+        self.proc_net = proc_net
+        self.checks_tcp = (proc_net / "tcp").exists()
+        self._logged: set[str] = set()
+
+    def refusal(self, sock: socket.socket | None) -> str | None:
+        """Why this connection is refused, or None to serve it."""
+        if sock is None:
+            return None
+        if sock.family == socket.AF_UNIX:
+            uid = unix_peer_uid(sock)
+            if uid is None or uid == self.uid:
+                return None
+            return self._refuse(f"uid {uid}", f"refused a Unix socket connection from uid {uid}")
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or not self.checks_tcp:
+            return None
+        try:
+            peer, ours = sock.getpeername(), sock.getsockname()
+        except OSError:
+            return "the connection is gone"
+        uid = tcp_peer_uid((peer[0], peer[1]), (ours[0], ours[1]), self.proc_net)
+        if uid == self.uid:
+            return None
+        if uid is None:
+            return self._refuse(
+                "unknown", "refused a connection whose owner is not in /proc/net/tcp (not local?)"
+            )
+        return self._refuse(f"uid {uid}", f"refused a connection from another user (uid {uid})")
+
+    def _refuse(self, kind: str, message: str) -> str:
+        if kind in self._logged:
+            log.debug("%s", message)
+        else:
+            self._logged.add(kind)
+            log.warning("%s (more of these are logged at debug level only)", message)
+        return message
+
+
+def peer_checked_protocol(guard: PeerGuard) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol with the check in connection_made: one check per connection,
+    before a byte of the request is read. WebSocket upgrades start on this protocol too."""
+
+    class PeerCheckedProtocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if guard.refusal(transport.get_extra_info("socket")) is not None:
+                transport.abort()
+
+    return PeerCheckedProtocol
