@@ -137,8 +137,7 @@ async def _list_tools() -> ToolList:
     with tempfile.TemporaryDirectory(prefix="persistproc-docs-") as data_dir:
         async with Client(build_mcp(Supervisor(Path(data_dir)))) as client:
             tools = await client.list_tools()
-            result = client.initialize_result
-            instructions = (result.instructions if result is not None else None) or ""
+            instructions = client.instructions or ""
     return ToolList(instructions, list(tools))
 
 
@@ -174,7 +173,8 @@ def tool_reference(listing: ToolList | None = None) -> str:
         sections += [
             "### What the server tells agents",
             "",
-            "Sent in the MCP `initialize` answer; clients show it to the model:",
+            "The instructions the server sends every client when it connects; most clients pass them to"
+            " the model:",
             "",
             *(f"> {_inline(line)}" if line else ">" for line in listing.instructions.splitlines()),
         ]
