@@ -238,10 +238,15 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 STAND_INS = {
     "security.md": """# Security and reliability
 
-The server listens on loopback only (127.0.0.1, ::1, localhost). Every request must carry a loopback
-`Host` (others get 421). A browser `Origin` is refused (403) on the REST API and the attach
-WebSocket, and accepted on `/mcp` only when it is the server's own origin, so a page served by one of
-your dev servers on another port cannot reach the tools.
+- The server listens on loopback only, and refuses connections from other users of the machine.
+- Every request must carry a loopback `Host` (others get 421). A browser `Origin` is refused (403)
+  on the REST API and the attach WebSocket, and accepted on `/mcp` only when it is the server's own
+  origin: a page served by one of your dev servers on another port cannot reach the tools.
+- `persistproc --serve --token generate` (or `PERSISTPROC_TOKEN`) makes every route require a
+  bearer token; the commands find it by themselves, and `persistproc mcp-config` puts it in the
+  agent's settings.
+- The process list and every log survive a server restart; stopping the server stops every process
+  it runs, and a restarted server makes sure nothing of an earlier run outlived it.
 """,
 }
 
