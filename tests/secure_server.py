@@ -50,22 +50,29 @@ def _healthy(server: Server) -> bool:
 
 class Starter(Protocol):
     def __call__(
-        self, *options: str, env: dict[str, str] | None = None, data_dir: Path | None = None
+        self,
+        *options: str,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        port: int | None = None,
     ) -> Server: ...
 
 
 @contextmanager
 def server_starter(tmp_path: Path) -> Iterator[Starter]:
-    """start(*options, env=..., data_dir=...) runs `persistproc --serve --port P --data-dir D
+    """start(*options, env=..., data_dir=..., port=...) runs `persistproc --serve --port P --data-dir D
     *options` with stderr in D.parent/stderr-P; all are stopped and checked for leftovers."""
     started: list[Server] = []
     files = []
 
     def start(
-        *options: str, env: dict[str, str] | None = None, data_dir: Path | None = None
+        *options: str,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        port: int | None = None,
     ) -> Server:
         data_dir = data_dir or tmp_path / "data"
-        port = free_port()
+        port = port or free_port()
         stderr = open(tmp_path / f"stderr-{port}", "wb")  # noqa: SIM115 - closed at teardown
         files.append(stderr)
         command = [sys.executable, "-m", "persistproc", "--serve", "--port", str(port)]
