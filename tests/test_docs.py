@@ -9,6 +9,8 @@ import json
 import re
 import shlex
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import redirect_stderr
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from typing import Any
 import pytest
 from conftest import Server, free_port
 from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+from secure_server import server_starter
 
 from persistproc import paths
 from persistproc.cli import _implicit_run, _subcommands, build_parser, main
@@ -278,3 +282,24 @@ def test_mcp_config_refuses_an_unknown_form(capsys: pytest.CaptureFixture[str]) 
     assert "invalid choice: 'emacs'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="expected one of claude"):
         snippet("emacs", Endpoint(mcp_url("127.0.0.1", DEFAULT_PORT), None))
+
+
+async def test_the_printed_settings_connect_to_a_server_that_requires_a_token(
+    capsys: pytest.CaptureFixture[str], no_token: Path, tmp_path: Path
+) -> None:
+    with server_starter(tmp_path) as start:
+        server = start("--token", "generate")  # as agents.md shows it
+        token = paths.token_file(server.data_dir).read_text(encoding="utf-8").strip()
+        arguments = ["--data-dir", str(server.data_dir), "mcp-config", "json"]
+        assert main([*arguments, "--port", str(server.port)]) == 0
+        entry = json.loads(capsys.readouterr().out)["mcpServers"]["persistproc"]
+        assert entry["headers"] == {"Authorization": f"Bearer {token}"}
+        transport = StreamableHttpTransport(entry["url"], headers=entry["headers"])
+        async with Client(transport) as client:
+            assert "start_process" in [tool.name for tool in await client.list_tools()]
+        # Without the header, the same URL is refused.
+        request = urllib.request.Request(entry["url"], data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10)
+        refused.value.close()
+        assert refused.value.code == 401
