@@ -44,6 +44,11 @@ _FILTER = re.compile(
 )
 _INCOMPLETE_TAIL = re.compile(r"\x1b(?:\[[\x30-\x3f]{0,64}[\x20-\x2f]{0,4})?\Z")
 _ST = "\x1b\\"
+# What can come before a skippable stretch's end: text, cursor-to-line-start controls and SGR;
+# anything else (another escape, a charset shift) may move the cursor or change modes for later.
+_NOT_PLAIN = re.compile(r"\x1b(?!\[[0-9;]*m)|[\x0e\x0f]")
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+_SKIP_MIN = 16 * 1024  # below this, feeding pyte costs less than looking for what to skip
 
 _DEFAULT_ATTRS: tuple[Any, ...] = tuple(Char(" ")[1:])
 _FG = {name: str(code) for code, name in {**graphics.FG_ANSI, **graphics.FG_AIXTERM}.items()}
@@ -272,7 +277,38 @@ class TerminalScreen:
             text, self._carry = text[:esc], text[esc:]
         if "\x1b" in text:
             text = _FILTER.sub(self._replace, text)
+        if len(text) >= _SKIP_MIN:
+            text = self._skip_scrolled_off(text)
         self._stream.feed(text)
+
+    def _skip_scrolled_off(self, text: str) -> str:
+        """Drop the start of a long stretch of plain output that scrolls off the screen anyway.
+
+        pyte runs at about 1 MB/s, so a screen rebuilt from a log tail is costly. In a plain
+        stretch (text, CR, LF, tab, backspace, colors) with at least `rows` line feeds, the cursor
+        ends on the bottom row; `rows` + 1 further line feeds there scroll every row drawn before
+        them off the screen. So cut just after a CR LF (column 0) that has that many line feeds
+        after it, put the cursor where the cut part would have left it (bottom row, column 0) and
+        replay its color changes so the kept text gets the same attributes. A scroll region
+        would keep rows outside it, so then nothing is skipped.
+        """
+        rows = self._screen.lines
+        if self._screen.margins is not None:
+            return text
+        found = _NOT_PLAIN.search(text)
+        cut = found.start() if found else len(text)
+        for _ in range(rows + 2):
+            cut = text.rfind("\n", 0, cut)
+            if cut < 0:
+                return text
+        # `cut` is a line feed with rows + 1 more after it: keep what follows it.
+        if cut < _SKIP_MIN or text[cut - 1] != "\r" or text.count("\n", 0, cut) < rows:
+            return text
+        dropped = text[: cut + 1]
+        # Colors before the last reset do not matter (replaying more of them would be harmless).
+        last_reset = max(dropped.rfind("\x1b[0m"), dropped.rfind("\x1b[m"), 0)
+        colors = _SGR.findall(dropped, last_reset)
+        return "".join(colors) + f"\x1b[{rows};1H" + text[cut + 1 :]
 
     def _replace(self, match: re.Match[str]) -> str:
         if match.group("sgr") is not None:
