@@ -29,9 +29,7 @@ from survivors import kill_tagged, new_tag, survivors, tag_env, wait_gone, watch
 from persistproc.server.tools import build_mcp
 from persistproc.supervisor import Supervisor
 
-JOB_SHELL = shlex.join(
-    ["bash", "--noprofile", "--rcfile", str(FIXTURES / "job_shell.bash"), "-i"]
-)
+JOB_SHELL = shlex.join(["bash", "--noprofile", "--rcfile", str(FIXTURES / "job_shell.bash"), "-i"])
 # The three trees: grandchildren in new groups and sessions; the same ignoring SIGTERM; an
 # interactive shell (ignores SIGTERM) with jobs that ignore or trap it and one that left the session.
 TREES = {
@@ -136,7 +134,9 @@ async def test_stop_leaves_no_survivor_in_100_repetitions(
             )
         )
         # the tags are shared by the batch: count each tree's own pids, and the tag once all stopped
-        await asyncio.gather(*(stop_and_count_pids(client, n, w) for n, w in zip(names, trees)))
+        await asyncio.gather(
+            *(stop_and_count_pids(client, n, w) for n, w in zip(names, trees, strict=True))
+        )
         left = await asyncio.to_thread(survivors, tag, [])
         assert not left, f"survivors after batch at {first}: {left}"
         stopped += len(names)
@@ -263,51 +263,70 @@ def children(pid: int) -> list[str]:
     return found
 
 
+def quiet_fds(pid: int) -> list[str]:
+    """The server's descriptors once no client connection is open any more (a client's pool keeps
+    a varying number of keep-alive connections, each a socket on the server's side)."""
+    deadline = time.monotonic() + WAIT
+    server = psutil.Process(pid)
+    while connected := [c for c in server.net_connections() if c.status != psutil.CONN_LISTEN]:
+        assert time.monotonic() < deadline, f"client connections stay open: {connected}"
+        time.sleep(0.05)
+    return open_fds(pid)
+
+
 @pytest.mark.slow
 async def test_no_leaked_fds_or_zombies_after_500_start_stop_cycles(
     server_factory: Callable[..., Server], tmp_path: Path
 ) -> None:
-    """Over HTTP to a server subprocess: each cycle starts a short-lived child (`true`, ends by
-    itself) and a long-lived one (`sleep`), and stops the long one."""
+    """Over HTTP to a server subprocess. A cycle starts a short-lived child (`true`, it ends by
+    itself) and a long-lived one (`sleep`) and stops the long one; five lanes of cycles run side by
+    side, each on its own pair of names (one lane at a time would take minutes). Descriptors are
+    counted with no client connected, before and after."""
     server = server_factory()
     pid = server.proc.pid
     tag = new_tag()
-    cycles, warm_up = 500, 10
-    async with HttpClient(server.url) as client:
+    cycles, lanes, warm_up = 500, 5, 2
+    common = {"working_directory": str(tmp_path), "environment": tag_env(tag)}
 
-        async def cycle() -> None:
-            common = {"working_directory": str(tmp_path), "environment": tag_env(tag)}
-            await call(client, "start_process", command="true", name="short", **common)
-            await call(client, "start_process", command="sleep 1000", name="long", **common)
-            await call(client, "stop_process", name="long", timeout=5)
+    async def run_cycles(count: int) -> dict[str, Any]:
+        """count cycles per lane; returns the final listing once every run has ended."""
+        async with HttpClient(server.url) as client:
 
-        async def settled() -> tuple[list[str], list[str]]:
-            """Once the short run has ended and its descriptors are closed."""
+            async def lane(n: int) -> None:
+                for _ in range(count):
+                    await asyncio.gather(
+                        call(client, "start_process", command="true", name=f"short{n}", **common),
+                        call(
+                            client, "start_process", command="sleep 1000", name=f"long{n}", **common
+                        ),
+                    )
+                    await call(client, "stop_process", name=f"long{n}", timeout=5)
+
+            await asyncio.gather(*(lane(n) for n in range(lanes)))
             deadline = time.monotonic() + WAIT
             while True:
-                status = await call(client, "get_process_status", name="short")
-                kids = children(pid)
-                if status["status"] != "running" and not kids:
-                    return open_fds(pid), kids
-                assert time.monotonic() < deadline, (status, kids)
+                listing = await call(client, "list_processes")
+                running = [p["name"] for p in listing["processes"] if p["status"] == "running"]
+                if not running:
+                    return listing
+                assert time.monotonic() < deadline, f"still running: {running}"
                 await asyncio.sleep(0.05)
 
-        for _ in range(warm_up):  # first-call imports, thread pool, HTTP session
-            await cycle()
-        fds_before, children_before = await settled()
-        started = time.monotonic()
-        for _ in range(cycles):
-            await cycle()
-        elapsed = time.monotonic() - started
-        fds_after, children_after = await settled()
-        runs = (await call(client, "get_process_status", name="long"))["run"]
+    # first-call imports, the thread pool, the log files: before counting
+    await run_cycles(warm_up)
+    fds_before, children_before = await asyncio.to_thread(quiet_fds, pid), children(pid)
+    started = time.monotonic()
+    listing = await run_cycles(cycles // lanes)
+    elapsed = time.monotonic() - started
+    fds_after, children_after = await asyncio.to_thread(quiet_fds, pid), children(pid)
     print(
         f"\n{cycles} cycles in {elapsed:.1f} s; server fds {len(fds_before)} -> {len(fds_after)},"
         f" children {len(children_before)} -> {len(children_after)}"
     )
-    assert runs == cycles + warm_up
+    runs = sum(p["run"] for p in listing["processes"])
+    assert runs == 2 * (cycles + lanes * warm_up)
     assert children_after == children_before == []
-    assert len(fds_after) == len(fds_before), (
+    assert fds_after == fds_before, (
         sorted(set(fds_after) - set(fds_before)),
         sorted(set(fds_before) - set(fds_after)),
     )
