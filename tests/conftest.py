@@ -89,7 +89,8 @@ def start_server(
     proc = subprocess.Popen(
         [*command, "--data-dir", str(data_dir)],
         stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {}), SESSION_ENV: SESSION},
+        # a token in the developer's shell would make the server require one the probe lacks
+        env={**_without_token(os.environ), **(env or {}), SESSION_ENV: SESSION},
         preexec_fn=preexec_fn,
     )
     server = Server(port, data_dir, proc)
@@ -102,6 +103,10 @@ def start_server(
             raise RuntimeError(f"the server did not answer /health within {STARTUP_TIMEOUT:g} s")
         time.sleep(0.05)  # readiness probe interval
     return server
+
+
+def _without_token(environ: os._Environ[str]) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if key != "PERSISTPROC_TOKEN"}
 
 
 def leftover_processes() -> list[psutil.Process]:
