@@ -228,7 +228,11 @@ class ScreenSnapshot:
 def _row_text(row: _Row | None, columns: int) -> str:
     if not row:
         return ""
-    return _paint_cells([row[x] for x in range(min(columns, max(row) + 1))], False).rstrip(" ")
+    cells = [row[x] for x in range(min(columns, max(row) + 1))]
+    texts = [cell.data for cell in cells]
+    if "" in texts:  # the right half of a wide character (or an orphaned one): the slow way
+        return _paint_cells(cells, False).rstrip(" ")
+    return "".join(texts).rstrip(" ")
 
 
 def _sgr(attrs: tuple[Any, ...]) -> str:
