@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +21,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that all run")
     args = parser.parse_args()
+    # Stopped from outside: still stop the servers (and their processes) and delete the files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     quick: bool = args.quick
     began = time.monotonic()
     sections = []
