@@ -1,15 +1,19 @@
 """Refuse connections from other local users, once per connection, before any request is read.
 
 On a shared machine every user can reach 127.0.0.1, and the server runs commands as its own user.
-On Linux the kernel's socket tables (/proc/net/tcp and tcp6) say which uid owns the other end of a
-loopback TCP connection: the row whose local address is the peer's address and whose remote
-address is ours. On the Unix socket the kernel hands over the peer's credentials (SO_PEERCRED).
-Where neither is available (macOS has no /proc), no check is made; the docs say so.
+On Linux the kernel knows which uid owns the other end of a loopback TCP connection: the socket
+whose local address is the peer's address and whose remote address is ours. Two ways to ask:
+- sock_diag over netlink (what `ss` uses): one exact lookup, about 15 us;
+- the tables in /proc/net/tcp and tcp6: reading them walks the kernel's whole connection hash
+  (262144 buckets on a 24 GB machine), 8-30 ms a read, so it is only the fallback.
+On the Unix socket the kernel hands over the peer's credentials (SO_PEERCRED).
+Where none is available (macOS has no /proc nor sock_diag), no check is made; the docs say so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import os
@@ -23,6 +27,42 @@ log = logging.getLogger("persistproc")
 
 PROC_NET = Path("/proc/net")
 _UID_COLUMN, _INODE_COLUMN = 7, 9
+
+# linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLMSG_ERROR, _NLM_F_REQUEST = 4, 20, 2, 1
+_ALL_STATES, _NO_COOKIE = 0xFFFFFFFF, 0xFFFFFFFF
+_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
+_DIAG_UID_INODE = struct.Struct("=II")  # in inet_diag_msg after family..id, expires, queues
+_DIAG_UID_OFFSET = _HEADER.size + 4 + 48 + 12
+
+
+def _diag_address(address: str, family: int) -> bytes:
+    return socket.inet_pton(family, address.split("%", 1)[0]).ljust(16, b"\0")
+
+
+def diag_peer_uid(peer: tuple[str, int], ours: tuple[str, int]) -> int | None:
+    """The uid owning the peer's end of a local TCP connection, by one sock_diag lookup; None
+    when no live socket has those addresses. OSError when sock_diag cannot be used."""
+    family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
+    request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, _ALL_STATES)
+    request += struct.pack("!HH", peer[1], ours[1])  # the peer's socket: local = peer
+    request += _diag_address(peer[0], family) + _diag_address(ours[0], family)
+    request += struct.pack("=III", 0, _NO_COOKIE, _NO_COOKIE)  # any interface, any cookie
+    header = _HEADER.pack(_HEADER.size + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as netlink:
+        netlink.sendto(header + request, (0, 0))
+        reply = netlink.recv(8192)
+    length, kind = struct.unpack_from("=IH", reply)
+    if kind == _NLMSG_ERROR:
+        code = -struct.unpack_from("=i", reply, _HEADER.size)[0]
+        if code == errno.ENOENT:
+            return None
+        raise OSError(code, os.strerror(code))
+    if kind != _SOCK_DIAG_BY_FAMILY or length < _DIAG_UID_OFFSET + _DIAG_UID_INODE.size:
+        raise OSError(errno.EPROTO, "unexpected sock_diag reply")
+    uid, inode = _DIAG_UID_INODE.unpack_from(reply, _DIAG_UID_OFFSET)
+    # Inode 0: a closing (time-wait) socket whose owner let go of it; nobody to answer.
+    return int(uid) if inode else None
 
 
 def _hex_v4(address: str) -> str:
@@ -44,8 +84,8 @@ def _endpoint(address: str, port: int, table: str) -> str:
 
 
 def tcp_peer_uid(peer: tuple[str, int], ours: tuple[str, int], root: Path = PROC_NET) -> int | None:
-    """The uid owning the peer's end of a local TCP connection, or None when no live socket has
-    that row (gone already, or not on this machine)."""
+    """The uid owning the peer's end of a local TCP connection, from /proc/net/tcp{,6}, or None
+    when no live socket has that row (gone already, or not on this machine)."""
     host = peer[0].split("%", 1)[0]
     tables = ["tcp", "tcp6"] if ipaddress.ip_address(host).version == 4 else ["tcp6"]
     for table in tables:
@@ -81,8 +121,17 @@ class PeerGuard:
     def __init__(self, uid: int | None = None, proc_net: Path = PROC_NET) -> None:
         self.uid = os.geteuid() if uid is None else uid
         self.proc_net = proc_net
-        self.checks_tcp = (proc_net / "tcp").exists()
+        self.method = _tcp_method(proc_net)
+        self.checks_tcp = self.method is not None
         self._logged: set[str] = set()
+
+    def _tcp_uid(self, peer: tuple[str, int], ours: tuple[str, int]) -> int | None:
+        if self.method == "sock_diag":
+            try:
+                return diag_peer_uid(peer, ours)
+            except OSError:
+                pass  # out of file descriptors, say: the tables still answer, slowly
+        return tcp_peer_uid(peer, ours, self.proc_net)
 
     def refusal(self, sock: socket.socket | None) -> str | None:
         """Why this connection is refused, or None to serve it."""
@@ -99,12 +148,12 @@ class PeerGuard:
             peer, ours = sock.getpeername(), sock.getsockname()
         except OSError:
             return "the connection is gone"
-        uid = tcp_peer_uid((peer[0], peer[1]), (ours[0], ours[1]), self.proc_net)
+        uid = self._tcp_uid((peer[0], peer[1]), (ours[0], ours[1]))
         if uid == self.uid:
             return None
         if uid is None:
             return self._refuse(
-                "unknown", "refused a connection whose owner is not in /proc/net/tcp (not local?)"
+                "unknown", "refused a connection whose owner the kernel does not know"
             )
         return self._refuse(f"uid {uid}", f"refused a connection from another user (uid {uid})")
 
@@ -115,6 +164,17 @@ class PeerGuard:
             self._logged.add(kind)
             log.warning("%s (more of these are logged at debug level only)", message)
         return message
+
+
+def _tcp_method(proc_net: Path) -> str | None:
+    """sock_diag when it answers (a lookup of a connection that cannot exist: port 0), else the
+    /proc tables when they exist, else None: no check possible."""
+    try:
+        diag_peer_uid(("127.0.0.1", 0), ("127.0.0.1", 0))
+        return "sock_diag"
+    except (OSError, AttributeError):  # AttributeError: no AF_NETLINK on this platform
+        pass
+    return "proc" if (proc_net / "tcp").exists() else None
 
 
 def peer_checked_protocol(guard: PeerGuard) -> type[asyncio.Protocol]:
