@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -197,13 +198,18 @@ def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _only_on_the_socket(server: Server) -> int:
+@contextmanager
+def _only_on_the_socket(server: Server) -> Iterator[int]:
     """Move the server's socket to the name of a port nobody listens on: a client asking for that
-    port can only reach the server through the socket. Returns that port."""
+    port can only reach the server through the socket. Yields that port; moves it back after."""
     port = free_port()
     socket_path = paths.server_socket(server.data_dir, server.port)
-    socket_path.rename(paths.server_socket(server.data_dir, port))
-    return port
+    moved = paths.server_socket(server.data_dir, port)
+    socket_path.rename(moved)
+    try:
+        yield port
+    finally:
+        moved.rename(socket_path)  # for the server to remove when it stops
 
 
 def _assert_private(socket_path: Path) -> None:
@@ -223,13 +229,15 @@ def test_the_cli_talks_over_the_unix_socket(
     assert (socket_path.parent.parent == data_dir) != long_path
     assert len(os.fsencode(socket_path)) <= paths.SOCKET_PATH_LIMIT
     _assert_private(socket_path)
-    port = _only_on_the_socket(server)
     data = {"PERSISTPROC_DATA_DIR": str(data_dir)}
-    listed = _cli("list", "--json", PERSISTPROC_PORT=str(port), **data)
-    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
-    # An address on the command line means TCP to that address, never the socket.
-    explicit = _cli("--port", str(port), "list", **data)
-    assert explicit.returncode == 1 and "no persistproc server" in explicit.stderr
+    with _only_on_the_socket(server) as port:
+        listed = _cli("list", "--json", PERSISTPROC_PORT=str(port), **data)
+        assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+        # An address on the command line means TCP to that address, never the socket.
+        explicit = _cli("--port", str(port), "list", **data)
+        assert explicit.returncode == 1 and "no persistproc server" in explicit.stderr
+    server.stop()
+    assert not socket_path.exists()
 
 
 def test_a_stale_socket_is_replaced(start: Starter, tmp_path: Path) -> None:
@@ -261,11 +269,12 @@ def test_a_socket_in_a_shared_directory_is_not_used(tmp_path: Path) -> None:
 
 async def test_attach_over_the_unix_socket_with_a_token(start: Starter, tmp_path: Path) -> None:
     server = start("--token", "generate")
-    port = _only_on_the_socket(server)
-    client = Client(port=port, data_dir=server.data_dir, unix_socket=True)
-    started = client.start("echo attached; sleep 60", str(tmp_path), name="sleeper")
-    websocket = await _open(client, "/api/processes/sleeper/attach?columns=80&rows=24&read_only=1")
-    async with websocket:
-        hello = json.loads(await websocket.recv())
-    assert hello["process"]["pid"] == started["pid"]
-    client.stop("sleeper", force=True)
+    with _only_on_the_socket(server) as port:
+        client = Client(port=port, data_dir=server.data_dir, unix_socket=True)
+        started = client.start("echo attached; sleep 60", str(tmp_path), name="sleeper")
+        query = "columns=80&rows=24&read_only=1"
+        websocket = await _open(client, f"/api/processes/sleeper/attach?{query}")
+        async with websocket:
+            hello = json.loads(await websocket.recv())
+        assert hello["process"]["pid"] == started["pid"]
+        client.stop("sleeper", force=True)
