@@ -121,8 +121,7 @@ class PeerGuard:
     def __init__(self, uid: int | None = None, proc_net: Path = PROC_NET) -> None:
         self.uid = os.geteuid() if uid is None else uid
         self.proc_net = proc_net
-        self.method = _tcp_method(proc_net)
-        self.checks_tcp = self.method is not None
+        self.method = _tcp_method(proc_net)  # "sock_diag", "proc", or None: no TCP check
         self._logged: set[str] = set()
 
     def _tcp_uid(self, peer: tuple[str, int], ours: tuple[str, int]) -> int | None:
@@ -142,7 +141,7 @@ class PeerGuard:
             if uid is None or uid == self.uid:
                 return None
             return self._refuse(f"uid {uid}", f"refused a Unix socket connection from uid {uid}")
-        if sock.family not in (socket.AF_INET, socket.AF_INET6) or not self.checks_tcp:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or self.method is None:
             return None
         try:
             peer, ours = sock.getpeername(), sock.getsockname()
