@@ -13,10 +13,14 @@ from persistproc.client.interactive import add_interactive_commands
 from persistproc.client.options import add_commands
 from persistproc.config import (
     DEFAULT_HOST,
+    DEFAULT_MAX_LOG_SIZE,
     GENERATE_TOKEN,
+    MAX_LOG_SIZE_ENV,
     TOKEN_ENV,
     TOKEN_MIN_LENGTH,
+    max_log_size_from_env,
     parse_port,
+    parse_size,
     port_from_env,
     server_token,
 )
@@ -28,10 +32,11 @@ AI agents (MCP at http://127.0.0.1:8947/mcp/).
 Start the server with `persistproc --serve`; the commands below talk to it."""
 
 EPILOG = """environment:
-  PERSISTPROC_PORT       port to serve on or talk to (default 8947)
-  PERSISTPROC_DATA_DIR   where process lists and logs are kept
-  PERSISTPROC_TOKEN      bearer token the server requires (--serve) or the commands send
-  NO_COLOR               set to turn colors off
+  PERSISTPROC_PORT          port to serve on or talk to (default 8947)
+  PERSISTPROC_DATA_DIR      where process lists and logs are kept
+  PERSISTPROC_TOKEN         bearer token the server requires (--serve) or the commands send
+  PERSISTPROC_MAX_LOG_SIZE  cap of each log file of a run (--serve; default 2G)
+  NO_COLOR                  set to turn colors off
 
 exit status:
   0    success
@@ -72,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="data directory (default $PERSISTPROC_DATA_DIR or the platform's user data directory)",
     )
     parser.add_argument("--token", metavar="TOKEN", help=TOKEN_HELP)
+    parser.add_argument(
+        "--max-log-size",
+        metavar="SIZE",
+        help="with --serve: the cap of each log file of a run (raw, and each stream's clean text),"
+        " such as 500M or 2G; past it the oldest half is dropped and readers are told which lines"
+        f" are gone (default ${MAX_LOG_SIZE_ENV} or {DEFAULT_MAX_LOG_SIZE})",
+    )
     # --host and --port are accepted after the subcommand too. SUPPRESS keeps a subcommand that
     # was not given them from overwriting the values parsed before it.
     common = argparse.ArgumentParser(add_help=False)
@@ -83,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_TOP_OPTIONS_WITH_VALUE = {"--host", "--port", "--data-dir", "--token"}
+_TOP_OPTIONS_WITH_VALUE = {"--host", "--port", "--data-dir", "--token", "--max-log-size"}
 
 
 def _implicit_run(argv: list[str], commands: set[str]) -> list[str]:
@@ -124,11 +136,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--token goes with --serve; the commands find the token by themselves"
             f" (or set ${TOKEN_ENV})"
         )
+    if args.max_log_size is not None and not args.serve:
+        parser.error("--max-log-size goes with --serve")
     if args.serve:
         if args.command is not None:
             parser.error(f"--serve runs the server; it cannot be combined with {args.command!r}")
         try:
             token = server_token(args.token)
+            max_log_bytes = (
+                parse_size(args.max_log_size)
+                if args.max_log_size is not None
+                else max_log_size_from_env()
+            )
         except ValueError as error:
             parser.error(str(error))
         if not is_loopback_host(host):
@@ -138,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         from persistproc.server.main import serve  # the server's imports are heavy; load on demand
 
-        return serve(host, port, paths.data_dir(args.data_dir), token)
+        return serve(host, port, paths.data_dir(args.data_dir), token, max_log_bytes)
     if args.command is None:
         parser.print_help()
         return 2

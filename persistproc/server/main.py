@@ -123,7 +123,13 @@ def setup_logging(data_dir: Path) -> None:
         library.setLevel(max(library.getEffectiveLevel(), logging.WARNING))
 
 
-def serve(host: str, port: int, data_dir: Path, token: str | None = None) -> int:
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    token: str | None = None,
+    max_log_bytes: int | None = None,
+) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit status. With a token, every route
     requires it and it is written to the data directory for the CLI."""
     try:
@@ -141,7 +147,7 @@ def serve(host: str, port: int, data_dir: Path, token: str | None = None) -> int
             token_file.unlink()  # a previous server's: clients would send a token nobody wants
     unix_path = paths.server_socket(data_dir, sock.getsockname()[1])
     unix = bind_unix(unix_path)
-    supervisor = Supervisor(data_dir)
+    supervisor = Supervisor(data_dir, max_log_bytes=max_log_bytes)
     hint = f" in {token_file} (or from ${TOKEN_ENV})."
     app = build_app(supervisor, token=token, token_hint=hint)
     guard = PeerGuard()
