@@ -73,6 +73,23 @@ class Pane:
                     return
         raise AssertionError(f"{text!r} never showed in the pane")
 
+    def wait_screen(self, text: str, timeout: float = 30) -> None:
+        """Until the pane shows `text`: for what was printed before the control client came."""
+        deadline = time.monotonic() + timeout
+        while text not in self.capture():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never showed in the pane: {self.capture()!r}")
+            time.sleep(0.02)  # polling the pane's content; setup only, not measured
+
+    def capture(self) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "b"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout
+
     def drain(self, quiet: float = 0.1) -> None:
         """Read until the pane has said nothing for `quiet` seconds (after a line is entered)."""
         while self._lines(quiet):
@@ -90,7 +107,7 @@ class Pane:
 def _echo_times(pane: Pane, keys: int) -> list[float]:
     # The marker shows once the program runs (for attach: once the repaint came through, so
     # the client is connected), then a first line goes all the way through.
-    pane.wait_output("program-started")
+    pane.wait_screen("program-started")
     pane.drain()
     pane.type("ready")
     pane.enter()
