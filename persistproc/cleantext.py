@@ -39,9 +39,13 @@ _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # The same controls for an ASCII string: a handful of C-speed `in` scans beat one regex scan.
 _ASCII_CTRL = tuple(chr(c) for c in [*range(0x09), *range(0x0B, 0x20), 0x7F])
 # Carriage returns each followed by plain text: progress-bar frames drawn over each other.
-_CR_RUN = re.compile(r"(?:\r[^\x00-\x1f\x7f-\x9f]*)+")
-_TEXT = re.compile(r"[^\x00-\x1f\x7f-\x9f]+")
-_CSI = re.compile(r"\x1b\[([0-?]*)([ -/]*)([@-~])")
+# The slow path's tokens: text, a CSI sequence, a run of `\r` frames, or any other character.
+_TOKEN = re.compile(
+    r"(?P<text>[^\x00-\x1f\x7f-\x9f]+)"
+    r"|\x1b\[(?P<params>[0-?]*)(?P<inter>[ -/]*)(?P<final>[@-~])"
+    r"|(?P<frames>(?:\r[^\x00-\x1f\x7f-\x9f]*)+)"
+    r"|(?s:.)"
+)
 _PARTIAL = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07\x1b\n\x18\x1a]*\x1b?|[ -/]*)\Z")
 
 
@@ -139,26 +143,24 @@ class LineMachine:
             self._text(seg)
 
     def _slow(self, s: str) -> None:
-        i, n = 0, len(s)
-        while i < n:
-            m = _TEXT.match(s, i)
-            if m:
+        # One C-speed scan splits the chunk into tokens; Python only dispatches on each.
+        for m in _TOKEN.finditer(s):
+            kind = m.lastgroup
+            if kind == "text":
                 if not self._alt:
                     self._put(m.group())
-                i = m.end()
-                continue
-            c = s[i]
-            if c == "\x1b":
-                m = _CSI.match(s, i)
-                if m:
-                    self._csi(m.group(1), m.group(2), m.group(3))
-                    i = m.end()
-                    continue
+            elif kind == "final":
+                self._csi(m.group("params"), m.group("inter"), m.group("final"))
+            elif kind == "frames":
+                if not self._alt:
+                    self._overlay(m.group().split("\r")[1:])
+            elif (c := m.group()) == "\x1b":
                 # _NOOP has removed every other kind of escape, so what is left is the cut-off
-                # tail of the chunk; anything else would be a lone ESC, dropped below.
+                # tail of the chunk; anything else would be a lone ESC, dropped.
+                i = m.start()
                 if _PARTIAL.match(s, i):
                     if s[i + 1 : i + 2] and s[i + 1] in _STRING_START:
-                        tail = "\x1b" if n - i > 2 and s[-1] == "\x1b" else ""
+                        tail = "\x1b" if len(s) - i > 2 and s[-1] == "\x1b" else ""
                         self._carry = s[i : i + 2] + tail
                     else:
                         self._carry = s[i : i + _MAX_ESC]
@@ -167,17 +169,10 @@ class LineMachine:
                 pass
             elif c == "\n":
                 self._newline()
-            elif c == "\r":
-                m = _CR_RUN.match(s, i)
-                assert m is not None  # it matches a lone "\r" too
-                self._overlay(m.group().split("\r")[1:])
-                i = m.end()
-                continue
             elif c == "\b":
                 self._col = max(self._col - 1, 0)
             elif c == "\t":
                 self._tabstop()
-            i += 1
 
     def _overlay(self, frames: list[str]) -> None:
         """Each frame written from column 0 over the one before, as `\r` does. A frame that a
@@ -280,7 +275,10 @@ class LineMachine:
             return
         if self._alt:
             return
-        nums = [int(p) if p.isdigit() else 0 for p in params.split(";")]
+        if params.isdigit():  # the usual case: one number
+            nums = [int(params)]
+        else:
+            nums = [int(p) if p.isdigit() else 0 for p in params.split(";")]
         n = nums[0] or 1
         if final in "AF":
             self._goto(self._row - n)
