@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import shutil
 import signal
 import sys
@@ -15,6 +16,11 @@ from benchmarks import attach, grep, ingest, latency, memory, start
 from benchmarks.common import Row, machine, server, table
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+NOTES = Path(__file__).resolve().parent / "notes.md"
+
+
+def _load() -> str:
+    return " ".join(f"{figure:.1f}" for figure in os.getloadavg())
 
 
 def main() -> int:
@@ -25,6 +31,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     quick: bool = args.quick
     began = time.monotonic()
+    load_before = _load()
     sections = []
     workdir = Path(tempfile.mkdtemp(prefix="persistproc-bench-files-"))
 
@@ -55,10 +62,14 @@ def main() -> int:
     print(f"all benchmarks took {time.monotonic() - began:.0f} s")
     if not quick:
         today = datetime.date.today().isoformat()
+        notes = NOTES.read_text()
         DOC.write_text(
-            f"# Performance\n\nMeasured {today} on {machine()} with `python -m benchmarks`.\n"
+            f"# Performance\n\nMeasured {today} on {machine()} with `python -m benchmarks`"
+            f" ({time.monotonic() - began:.0f} s; load average {load_before} before the run,"
+            f" {_load()} after: other work shared the cores).\n"
             "Each figure comes with a reference measured in the same run; machines are noisy,\n"
-            "so ratios matter more than absolute numbers.\n\n" + report
+            "so ratios matter more than absolute numbers. Figures are medians with the min-max\n"
+            "spread over repeats in parentheses.\n\n" + report + "\n" + notes
         )
         print(f"written to {DOC}")
     return 0
