@@ -38,10 +38,11 @@ _NOOP = re.compile(
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # The same controls for an ASCII string: a handful of C-speed `in` scans beat one regex scan.
 _ASCII_CTRL = tuple(chr(c) for c in [*range(0x09), *range(0x0B, 0x20), 0x7F])
-# Carriage returns each followed by plain text: progress-bar frames drawn over each other.
-# The slow path's tokens: text, a CSI sequence, a run of `\r` frames, or any other character.
+# The slow path's tokens: text, an erased and rewritten line, a CSI sequence, a run of `\r`
+# frames, or any other character.
 _TOKEN = re.compile(
     r"(?P<text>[^\x00-\x1f\x7f-\x9f]+)"
+    r"|(?P<rewrite>\x1b\[2K(?P<body>[^\x00-\x1f\x7f-\x9f]*)\n)"  # a line of a redrawn block
     r"|\x1b\[(?P<params>[0-?]*)(?P<inter>[ -/]*)(?P<final>[@-~])"
     r"|(?P<frames>(?:\r[^\x00-\x1f\x7f-\x9f]*)+)"
     r"|(?s:.)"
@@ -149,6 +150,12 @@ class LineMachine:
             if kind == "text":
                 if not self._alt:
                     self._put(m.group())
+            elif kind == "rewrite":
+                if not self._alt:
+                    self._win[self._row] = ""
+                    if body := m.group("body"):
+                        self._put(body)
+                    self._newline()
             elif kind == "final":
                 self._csi(m.group("params"), m.group("inter"), m.group("final"))
             elif kind == "frames":

@@ -1,5 +1,6 @@
 """The line machine's shortcuts give the same lines as the step-by-step path: frames drawn over
-each other with carriage returns, and the control-character check of ASCII text."""
+each other with carriage returns, erased and rewritten lines of a redrawn block, and the
+control-character check of ASCII text."""
 
 from __future__ import annotations
 
@@ -41,6 +42,12 @@ def test_frames_longer_than_a_line_are_split_as_before() -> None:
     assert whole(data, max_line=8) == byte_by_byte(data, max_line=8)
 
 
+def test_rewritten_block_lines() -> None:
+    data = b"a: 1\nb: 1\n\x1b[2A\x1b[2Ka: 2\n\x1b[2K\n"
+    assert whole(data) == ["a: 2", ""]
+    assert whole(b"abc\x1b[2D\x1b[2Kz\n") == [" z"]  # the cursor stays where it was
+
+
 def test_c1_and_c0_controls_still_take_the_slow_path() -> None:
     assert whole("a\x85b\n".encode()) == ["ab"]
     assert whole(b"ab\x07c\n") == ["abc"]
@@ -48,7 +55,13 @@ def test_c1_and_c0_controls_still_take_the_slow_path() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([b"a", b"bb", b"ccc ", b"\r", b"\n", b"\t", b"\b", b"\x1b[K"])))
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"a", b"bb", b"ccc ", b"\r", b"\n", b"\t", b"\b", b"\x1b[K", b"\x1b[2K", b"\x1b[2A"]
+        )
+    )
+)
 def test_same_lines_whatever_the_chunking(pieces: list[bytes]) -> None:
     data = b"".join(pieces)
     assert whole(data, max_line=6) == byte_by_byte(data, max_line=6)
