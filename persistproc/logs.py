@@ -64,6 +64,26 @@ class _Segment:
                     yield number, raw[:-1].decode("utf-8", "replace")
                 number += 1
 
+    def blocks(self, first: int, last: int, block_bytes: int) -> list[tuple[int, int, int, int]]:
+        """(first line, last line, start byte, end byte) of index-aligned runs of whole lines
+        covering first..last, each about block_bytes long (at least INDEX_STEP lines)."""
+        first, last = max(first, self.first), min(last, self.first + self.count - 1)
+        found: list[tuple[int, int, int, int]] = []
+        if first > last:
+            return found
+        block = (first - self.first) // INDEX_STEP
+        end_block = (last - self.first) // INDEX_STEP
+        while block <= end_block:
+            start = self.index[block]
+            following = block + 1
+            while following <= end_block and self.index[following] - start < block_bytes:
+                following += 1
+            end = self.index[following] if following < len(self.index) else self.size
+            top = min(self.first + following * INDEX_STEP - 1, self.first + self.count - 1)
+            found.append((self.first + block * INDEX_STEP, top, start, end))
+            block = following
+        return found
+
 
 def older_segments(path: Path) -> list[tuple[int, Path]]:
     """Rotated-out files of a log (`NAME.<first line or byte offset>`), oldest first."""
@@ -205,6 +225,37 @@ class LineStore:
         for segment in tuple(self._segments):  # a rotation on another thread swaps the list
             yield from segment.numbered(first, last)
             first = max(first, segment.first + segment.count)
+
+
+def text_blocks(
+    store: LineStore, first: int, last: int, backwards: bool, block_bytes: int = 1 << 20
+) -> Iterator[tuple[int, str]]:
+    """Lines first..last as blocks of text (lines joined by newlines) with the number of each
+    block's first line, newest block first when backwards: one read and one decode per block,
+    for scans that look at many lines (grep). Call store.flush() first."""
+    last = min(last, store.count)
+    segments = tuple(store._segments)  # a rotation on another thread swaps the list
+    for segment in reversed(segments) if backwards else segments:
+        blocks = segment.blocks(first, last, block_bytes)
+        if not blocks:
+            continue
+        try:
+            handle = open(segment.path, "rb")  # noqa: SIM115
+        except OSError:
+            continue
+        with handle:
+            for top, bottom, start, end in reversed(blocks) if backwards else blocks:
+                handle.seek(start)
+                text = handle.read(end - start).decode("utf-8", "replace")
+                lines_read = text.count("\n")
+                text = text[:-1] if text.endswith("\n") else text
+                if top < first or bottom > last or lines_read != bottom - top + 1:
+                    # a partial block at either end (or a file shorter than its index): cut it
+                    kept = text.split("\n")[max(first - top, 0) : last - top + 1]
+                    if not kept:
+                        continue
+                    top, text = max(top, first), "\n".join(kept)
+                yield top, text
 
 
 def _encoded_size(lines: list[str], ascii_only: bool) -> int:

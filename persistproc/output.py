@@ -16,14 +16,11 @@ import regex
 
 from persistproc.cleantext import LineMachine
 from persistproc.errors import InvalidInput
+from persistproc.grep import grep, search
 from persistproc.logs import LineStore
 
 MAX_LINES = 10_000
 MAX_TEXT_BYTES = 128 * 1024  # results carry the text twice (text and structured content)
-REGEX_LINE_TIMEOUT = (
-    0.05  # seconds one line may take: a catastrophic pattern cannot hang the server
-)
-GREP_BUDGET = 10.0  # seconds a whole grep may take before it stops with an error
 
 
 class StreamView:
@@ -124,13 +121,6 @@ def check_lines(lines: int) -> int:
     return lines
 
 
-def search(pattern: regex.Pattern[str], text: str) -> bool:
-    try:
-        return pattern.search(text, timeout=REGEX_LINE_TIMEOUT) is not None
-    except TimeoutError:
-        return False
-
-
 def _cap(lines: list[tuple[int, str]], keep_newest: bool) -> tuple[list[tuple[int, str]], bool]:
     """Cut a page to MAX_TEXT_BYTES, keeping the newest (tail) or the oldest (since) lines."""
     size, kept = 0, 0
@@ -180,7 +170,7 @@ def read(
         page = snapshot.lines(first, last)
         scanned = last
     else:
-        page, scanned = _grep(snapshot, pattern, lines, since)
+        page, scanned = grep(snapshot, pattern, lines, since)
     page, cut = _cap(page, keep_newest=since is None)
     if since is None:
         cursor = snapshot.finished_total
@@ -196,29 +186,6 @@ def read(
         first_kept=snapshot.first,
         note=note,
     )
-
-
-def _grep(
-    snapshot: Snapshot, pattern: regex.Pattern[str], lines: int, since: int | None
-) -> tuple[list[tuple[int, str]], int]:
-    """Matching lines (the first `lines` after since, or the last `lines` overall) and the
-    number of the last line looked at."""
-    deadline = time.monotonic() + GREP_BUDGET
-    matches: list[tuple[int, str]] = []
-    first = (since or 0) + 1
-    for number, text in snapshot.lines(first, snapshot.total):
-        if search(pattern, text):
-            matches.append((number, text))
-            if since is not None and len(matches) >= lines:
-                return matches, number
-            if since is None and len(matches) > lines:
-                del matches[0]
-        if time.monotonic() > deadline:
-            raise InvalidInput(
-                f"grep took longer than {GREP_BUDGET:.0f} s and was stopped at line {number}:"
-                " use a simpler pattern or pass since= to search a smaller range"
-            )
-    return matches, snapshot.total
 
 
 def find(

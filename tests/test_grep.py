@@ -1,0 +1,81 @@
+"""grep by blocks finds exactly what a line-by-line search finds, in both directions, across
+rotated files and the pending window."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from persistproc import grep
+from persistproc.logs import LineStore
+from persistproc.output import Snapshot
+
+PATTERNS = [
+    "ab",
+    "^ab",
+    "b$",
+    "^$",
+    r"\Aa",
+    r"b\Z",
+    r"(?<=a)b",
+    r"(?<!a)b",
+    r"\bba",
+    "a.b",
+    "[^a]b",
+    r"(?i)AB",
+    r"a\s*b",
+    "a[^x]*b",
+    r"a(?!\s)",
+    "(?m)b$",
+    "é",
+]
+WORDS = st.text(alphabet="ab \té", max_size=8)
+
+
+def _naive(lines: list[str], pattern: str, count: int, since: int | None, first: int) -> list[int]:
+    """Line by line, lines before `first` (dropped by the cap) never match."""
+    compiled = regex.compile(pattern)
+    numbered = [(n, t) for n, t in enumerate(lines, start=1) if n >= first and compiled.search(t)]
+    if since is None:
+        return [n for n, _ in numbered][-count:]
+    return [n for n, _ in numbered if n > since][:count]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(WORDS, min_size=0, max_size=1200),
+    pending=st.integers(0, 70),
+    pattern=st.sampled_from(PATTERNS),
+    count=st.integers(1, 40),
+    since=st.none() | st.integers(0, 1300),
+    block_bytes=st.sampled_from([1, 300, 1 << 20]),
+    cap=st.sampled_from([600, 2 << 30]),
+)
+def test_blocks_find_what_lines_find(
+    lines: list[str],
+    pending: int,
+    pattern: str,
+    count: int,
+    since: int | None,
+    block_bytes: int,
+    cap: int,
+) -> None:
+    pending = min(pending, len(lines))
+    committed = len(lines) - pending
+    with tempfile.TemporaryDirectory() as directory:
+        store = LineStore(Path(directory) / "c.log", max_bytes=cap)
+        for at in range(0, committed, 100):
+            store.append(lines[at : min(at + 100, committed)])
+        store.flush()
+        snapshot = Snapshot(store, committed, lines[committed:], False, store.first)
+        try:
+            found, _ = grep.grep(snapshot, regex.compile(pattern), count, since, block_bytes)
+        finally:
+            store.close()
+    expected = _naive(lines, pattern, count, since, snapshot.first)
+    assert [n for n, _ in found] == expected
+    assert all(text == lines[n - 1] for n, text in found)
