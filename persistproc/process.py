@@ -14,6 +14,19 @@ from persistproc.rawlog import RAW_LOG
 from persistproc.run import Run
 
 STATE_VERSION = 1
+_SUMMARY = (
+    "pid",
+    "name",
+    "command",
+    "working_directory",
+    "status",
+    "exit_code",
+    "signal",
+    "started_at",
+    "ended_at",
+    "restarts",
+    "run",
+)
 
 
 @dataclass
@@ -64,6 +77,15 @@ class ManagedProcess:
             # the log size cap rotated the oldest output out: say how much
             info["dropped_by_log_cap"] = dropped
         return info
+
+    def summary(self) -> dict[str, Any]:
+        """The entry in a list of processes: what tells them apart and how each is doing. Agents
+        list often, so it leaves out the log paths and fields with no value (info() has all)."""
+        info = self.info()
+        kept = {key: info[key] for key in _SUMMARY if info.get(key) is not None}
+        if info.get("log_error"):
+            kept["log_error"] = info["log_error"]
+        return kept
 
     def to_state(self) -> dict[str, Any]:
         return {

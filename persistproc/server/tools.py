@@ -179,7 +179,8 @@ def build_mcp(supervisor: Supervisor) -> FastMCP:
             str | None, Field(description="Only processes running in this directory or below it.")
         ] = None,
     ) -> dict[str, Any]:
-        """Every process the server knows: running ones and exited ones with their exit status."""
+        """Every process the server knows: running ones and exited ones with their exit status.
+        get_process_status adds log paths, listening ports, CPU and memory."""
         return {"processes": supervisor.list(working_directory)}
 
     @mcp.tool
