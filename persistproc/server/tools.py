@@ -48,12 +48,16 @@ async def _call(operation: Awaitable[T]) -> T:
     try:
         return await operation
     except PersistprocError as error:
-        raise ToolError(str(error)) from None
+        # the caller's mistake, answered in the result: not worth a line in the server's log
+        raise ToolError(str(error), log_level=logging.DEBUG) from None
     except (ToolError, asyncio.CancelledError):
         raise
     except Exception:
         log.exception("tool failed")
-        raise ToolError("internal error in persistproc; the server log has the details") from None
+        raise ToolError(
+            "internal error in persistproc; the server log has the details",
+            log_level=logging.DEBUG,  # logged just above, with the details
+        ) from None
 
 
 async def _client_root(ctx: Context | None) -> str | None:
