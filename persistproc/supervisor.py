@@ -32,7 +32,7 @@ from persistproc.validate import (
     check_stream,
     check_timeout,
 )
-from persistproc.waiting import last_lines, wait_for_line
+from persistproc.waiting import last_lines, scan, wait_for_line
 
 log = logging.getLogger("persistproc")
 
@@ -338,7 +338,9 @@ class Supervisor:
         process = self.resolve(pid, name)
         run = await self._run_of(process, run_number)
         snapshot = run.recording.snapshot(stream)
-        page = await asyncio.to_thread(output.read, snapshot, lines, since, pattern)
+        # a grep may take its whole time budget: on the pattern scans' threads, not the shared ones
+        read = scan if pattern is not None else asyncio.to_thread
+        page = await read(output.read, snapshot, lines, since, pattern)
         return {**page.to_dict(), "stream": stream, "process": process.info()}
 
     async def screen(self, pid: int | None, name: str | None) -> dict[str, Any]:

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import regex
 
 from persistproc import output
 from persistproc.run import Run
+
+T = TypeVar("T")
+# Pattern scans (grep, wait-for) run on threads of their own: a slow pattern keeps its thread busy
+# up to its time budget, and a burst of them must not make stops, status and plain reads (the
+# default pool) queue behind it. Scans wait only for each other.
+_PATTERN_SCANS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pattern-scan")
+
+
+async def scan(function: Callable[..., T], *args: Any) -> T:
+    """Run a pattern scan off the event loop, on the pattern scans' own threads."""
+    return await asyncio.get_running_loop().run_in_executor(_PATTERN_SCANS, function, *args)
 
 
 @dataclass
@@ -53,7 +66,7 @@ async def wait_for_line(
         ended = not run.running  # read before the snapshot, so output up to the end is seen
         generation = run.generation
         snapshot = run.recording.snapshot(stream)
-        found = await asyncio.to_thread(output.find, snapshot, pattern, after, scan_deadline, seen)
+        found = await scan(output.find, snapshot, pattern, after, scan_deadline, seen)
         if found is not None:
             number, line = found
             # an unfinished line (a prompt) is not counted: it is shown again once finished
