@@ -266,6 +266,8 @@ class Run:
         strays = await asyncio.to_thread(tree.find_tree, None, self.marker)
         if strays:
             tree.signal_tree(strays, tree.KILL)
+            # as stop does: return once they are gone, so a restart never overlaps them
+            await asyncio.to_thread(psutil.wait_procs, strays, timeout=5)
 
     async def stop(self, force: bool, timeout: float) -> None:
         """Signal the whole tree; SIGKILL after timeout; return when all of it is gone."""

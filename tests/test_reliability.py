@@ -116,6 +116,28 @@ async def test_stop_process_returns_once_the_whole_tree_is_gone(
     await stop_and_count(client, kind, tag, watched)
 
 
+async def test_stop_after_the_root_died_returns_once_its_strays_are_gone(
+    memory: tuple[Any, str], tmp_path: Path
+) -> None:
+    """The root is killed alone: the run ends (the hangup takes its group), the grandchild in a
+    new group and the one in a new session stay. stop_process on the ended run kills them and
+    returns only once they are gone; so does a restart before it launches the new run."""
+    client, tag = memory
+    for then in ("stop_process", "restart_process"):
+        watched = await start_tree(client, "tree", then, tmp_path, tag)
+        watched[0].kill()
+        ended = await call(
+            client, "wait_for_output", name=then, pattern="(?!)", since=0, timeout=WAIT
+        )
+        assert ended["reason"] == "exited", ended
+        assert len(await asyncio.to_thread(survivors, tag, watched)) == 2
+        await call(client, then, name=then)
+        # by pid only: after a restart, the new run carries the tag too
+        left = [p.pid for p in watched if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not left, f"{then} returned while the ended run's strays still ran: {left}"
+        await call(client, "stop_process", name=then)
+
+
 @pytest.mark.slow
 async def test_stop_leaves_no_survivor_in_100_repetitions(
     memory: tuple[Any, str], tmp_path: Path
