@@ -60,12 +60,15 @@ class Supervisor:
     # ----- lifecycle ------------------------------------------------------------------------
     async def load(self) -> None:
         """Restore the list of an earlier server; its runs ended with it, their logs stay."""
-        for process in load_state(paths.state_file(self.data_dir)):
+        processes = load_state(paths.state_file(self.data_dir))
+        # The server that ran them is gone: nothing of its runs may outlive it, neither of those
+        # it still ran nor strays of those that had ended (left their session, ignored SIGHUP).
+        markers = {r.marker for p in processes for r in p.runs if r.marker}
+        strays = await asyncio.to_thread(tree.find_marked, markers)
+        await asyncio.to_thread(tree.kill_and_wait, strays)
+        for process in processes:
             for record in process.runs:
                 if record.status is Status.RUNNING:
-                    # The server that ran it is gone; make sure nothing of the run outlived it.
-                    strays = await asyncio.to_thread(tree.find_tree, None, record.marker)
-                    tree.signal_tree(strays, tree.KILL)
                     record.status, record.ended_at = Status.STOPPED, now_iso()
                     await self._recover_logs(process.name, record)
             if process.runs:
@@ -94,6 +97,10 @@ class Supervisor:
         await asyncio.gather(
             *(self._stop_run(p, force=False, timeout=5) for p in running), return_exceptions=True
         )
+        # strays of runs that ended by themselves (they left the session or ignored its hangup)
+        markers = {r.marker for p in self._processes.values() for r in p.runs if r.marker}
+        strays = await asyncio.to_thread(tree.find_marked, markers)
+        await asyncio.to_thread(tree.kill_and_wait, strays)
         self._save()
 
     def _save(self) -> None:

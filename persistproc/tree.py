@@ -53,6 +53,33 @@ def find_tree(root_pid: int | None, marker: str) -> list[psutil.Process]:
     return [p for p in found.values() if _alive(p)]
 
 
+def find_marked(markers: set[str]) -> list[psutil.Process]:
+    """Every live process (the server excluded) carrying one of these run markers: one scan of the
+    system for many runs at once."""
+    if not markers:
+        return []
+    found = []
+    me, my_uid = os.getpid(), os.getuid()
+    for process in psutil.process_iter(["pid", "uids"]):
+        uids = process.info["uids"]
+        if process.info["pid"] == me or uids is None or uids.real != my_uid:
+            continue
+        try:
+            marker = process.environ().get(RUN_MARKER_ENV)
+        except (psutil.Error, OSError):
+            continue
+        if marker in markers and _alive(process):
+            found.append(process)
+    return found
+
+
+def kill_and_wait(processes: list[psutil.Process], timeout: float = 5) -> None:
+    """SIGKILL each process (and its group) and return once they are gone, or at timeout."""
+    if processes:
+        signal_tree(processes, KILL)
+        psutil.wait_procs(processes, timeout=timeout)
+
+
 def _alive(process: psutil.Process) -> bool:
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE

@@ -219,6 +219,36 @@ async def test_server_stop_stops_every_tree(
         kill_tagged(tag)
 
 
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+async def test_strays_of_a_run_that_ended_do_not_outlive_the_server(
+    server_factory: Callable[..., Server], tmp_path: Path, how: str
+) -> None:
+    """A tree whose root died alone has ended, but its grandchild in a new group and the one in a
+    new session still run. Stopping the server ends them; after SIGKILL, the next start does."""
+    data_dir = tmp_path / "data"
+    server = server_factory(data_dir)
+    tag = new_tag()
+    try:
+        async with HttpClient(server.url) as client:
+            watched = await start_tree(client, "tree", "tree", tmp_path, tag)
+            watched[0].kill()
+            ended = await call(
+                client, "wait_for_output", name="tree", pattern="(?!)", since=0, timeout=WAIT
+            )
+            assert ended["reason"] == "exited", ended
+        assert len(await asyncio.to_thread(survivors, tag, watched)) == 2
+        if how == "SIGKILL":
+            server.proc.kill()
+            server.proc.wait(WAIT)
+            server_factory(data_dir)
+        else:
+            server.stop()
+        left = await asyncio.to_thread(survivors, tag, watched)
+        assert not left, f"the ended run's strays outlived the server ({how}): {left}"
+    finally:
+        kill_tagged(tag)
+
+
 async def test_server_killed_leaves_no_survivor_once_it_starts_again(
     server_factory: Callable[..., Server], tmp_path: Path
 ) -> None:
