@@ -79,7 +79,7 @@ async def client_loop(
         async def call(tool: str, **arguments: Any) -> dict[str, Any] | None:
             result = await client.call_tool(tool, arguments)
             observed.calls += 1
-            text = result.content[0].text if result.content else ""
+            text = "\n".join(getattr(block, "text", "") for block in result.content)
             if result.is_error:
                 # Refusals that concurrency makes legitimate (a name removed meanwhile, input to a
                 # process that just ended) are fine; a crash is not.
