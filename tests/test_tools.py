@@ -26,6 +26,7 @@ from fastmcp import Client
 
 from persistproc import grep
 from persistproc.config import RUN_MARKER_ENV
+from persistproc.server.app import serve_input_schemas
 from persistproc.server.tools import build_mcp
 from persistproc.supervisor import Supervisor
 
@@ -1149,3 +1150,16 @@ async def test_grep_budget_bounds_a_slow_pattern(
     elapsed = time.monotonic() - began
     assert "Traceback" not in _text(result)
     assert elapsed < 0.5 + 1.5, f"grep with a 0.5 s budget took {elapsed:.1f} s"
+
+
+async def test_the_transport_gets_each_tools_input_schema_up_front(tmp_path: Path) -> None:
+    """The HTTP transport checks tools/call arguments against the tool's schema; handed the
+    schemas, it no longer lists every tool through the server on each call."""
+    mcp = build_mcp(Supervisor(tmp_path / "data"))
+    await serve_input_schemas(mcp)
+    lookup = mcp._mcp_server.get_tool_input_schema
+    assert lookup is not None
+    async with Client(mcp) as client:
+        listed = await client.list_tools()
+    assert listed and all(lookup(tool.name) == tool.input_schema for tool in listed)
+    assert lookup("no_such_tool") is None

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from fastmcp import FastMCP
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -89,7 +90,8 @@ def build_app(
     """The server's application. request_shutdown is what POST /api/shutdown does once it has
     answered (default: SIGTERM to this process); tests that serve in-process replace it. With a
     token, every route requires it; token_hint ends the refusal by saying where clients find it."""
-    mcp_app = build_mcp(supervisor).http_app(path="/", host_origin_protection=False)
+    mcp = build_mcp(supervisor)
+    mcp_app = mcp.http_app(path="/", host_origin_protection=False)
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse(
@@ -99,6 +101,7 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with mcp_app.lifespan(app):
+            await serve_input_schemas(mcp)
             await supervisor.load()
             try:
                 yield
@@ -114,3 +117,11 @@ def build_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(GuardMiddleware, token=token, token_hint=token_hint)
     return app
+
+
+async def serve_input_schemas(mcp: FastMCP) -> None:
+    """Give the MCP transport each tool's input schema up front. Without it, the transport
+    checks a call's arguments against a schema it gets by running a whole tools/list through
+    the server on every tools/call: about 1 ms a call, more than the call itself."""
+    schemas = {tool.name: tool.to_mcp_tool().input_schema for tool in await mcp.list_tools()}
+    mcp._mcp_server.get_tool_input_schema = schemas.get
