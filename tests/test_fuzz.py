@@ -225,7 +225,7 @@ async def test_slow_patterns_do_not_hold_up_other_calls(
                 assert isinstance(data, dict)
                 return data
 
-            lines = 60  # three seconds of scanning per grep
+            lines = 100  # five seconds of scanning per grep
             common = {"working_directory": str(tmp_path)}
             script = f"for i in $(seq {lines}); do echo {REGEX_TARGET_LINE}; done"
             await call("start_process", command=script, name="target", **common)
@@ -246,7 +246,7 @@ async def test_slow_patterns_do_not_hold_up_other_calls(
                 asked = time.monotonic()
                 await call(tool, name="bystander")
                 took = time.monotonic() - asked
-                assert took < 2.0, f"{tool} waited {took:.1f} s behind slow patterns"
+                assert took < 2.5, f"{tool} waited {took:.1f} s behind slow patterns"
             results = await scanning
             elapsed = time.monotonic() - started
             assert all(r.get("line_count") == 0 or r.get("matched") is False for r in results)
