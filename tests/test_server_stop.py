@@ -127,7 +127,7 @@ async def test_server_killed_leaves_no_survivor_once_it_starts_again(
         await asyncio.to_thread(wait_gone, tag, watched, WAIT)
         print(
             f"\nSIGKILL: {before} processes; the hangup ended {before - len(after_hangup)} within"
-            f" {last_drop - killed_at:.2f} s; {len(after_hangup)} left the session or ignore SIGHUP"
+            f" {last_drop - killed_at:.2f} s; {len(after_hangup)} were out of the hangup's reach (another session, a background group, SIGHUP ignored)"
             f" ({after_hangup}); zero survivors {time.monotonic() - restart_at:.2f} s after the"
             " server was started again (its start included)"
         )
