@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import shutil
 from array import array
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 INDEX_STEP = 256
+UNSAVED_LINES = 10_000  # lines kept in memory, per stream, once its log cannot be written
 DEFAULT_MAX_BYTES = 2 * 1024**3  # per log file; the oldest half goes when a file reaches it
 
 
@@ -104,6 +106,8 @@ class LineStore:
         self._writer: BinaryIO | None = None
         self.write_error: str | None = None
         self._segments = self._open_existing()
+        self._unsaved: deque[str] = deque(maxlen=UNSAVED_LINES)
+        self._unsaved_first = 0  # the number of _unsaved[0]
 
     def _open_existing(self) -> list[_Segment]:
         segments: list[_Segment] = []
@@ -157,9 +161,12 @@ class LineStore:
             try:
                 self._writer.write(data)
             except OSError as error:
-                self.write_error = f"clean log not being saved: {error.strerror or error}"
-                self._writer = None
-        if live.size >= self.max_bytes // 2 and self.write_error is None:
+                self._fail(error)
+        if self.write_error is not None:
+            # Not saved: the newest lines stay readable from memory while the process runs on.
+            self._unsaved.extend(lines)
+            self._unsaved_first = self.count - len(self._unsaved) + 1
+        elif live.size >= self.max_bytes // 2:
             self._rotate()
 
     def _rotate(self) -> None:
@@ -183,6 +190,10 @@ class LineStore:
         twin = LineStore.__new__(LineStore)
         twin.path, twin.max_bytes = path, self.max_bytes
         twin._writer, twin.write_error = None, None
+        twin._unsaved, twin._unsaved_first = (
+            deque(self._unsaved, UNSAVED_LINES),
+            self._unsaved_first,
+        )
         twin._segments = []
         for segment in self._segments:
             target = (
@@ -203,8 +214,14 @@ class LineStore:
             try:
                 self._writer.flush()
             except OSError as error:
-                self.write_error = f"clean log not being saved: {error.strerror or error}"
-                self._writer = None
+                self._fail(error)
+
+    def _fail(self, error: OSError) -> None:
+        self.write_error = f"clean log not being saved: {error.strerror or error}"
+        if self._writer is not None:
+            with contextlib.suppress(OSError):
+                self._writer.close()  # may fail again on what it still holds: dropped
+            self._writer = None
 
     def close(self) -> None:
         self.flush()
@@ -222,9 +239,15 @@ class LineStore:
         """Lines first..last from the files with their numbers, clamped to what is kept; call
         flush() first (on the thread that appends)."""
         last = self.count if last is None else min(last, self.count)
+        unsaved_first, unsaved = self._unsaved_first, tuple(self._unsaved)
+        on_disk = min(last, unsaved_first - 1) if unsaved else last
+        from_disk = first
         for segment in tuple(self._segments):  # a rotation on another thread swaps the list
-            yield from segment.numbered(first, last)
-            first = max(first, segment.first + segment.count)
+            yield from segment.numbered(from_disk, on_disk)
+            from_disk = max(from_disk, segment.first + segment.count)
+        for number in range(max(first, unsaved_first), last + 1) if unsaved else ():
+            if number - unsaved_first < len(unsaved):
+                yield number, unsaved[number - unsaved_first]
 
 
 def text_blocks(
@@ -234,6 +257,14 @@ def text_blocks(
     block's first line, newest block first when backwards: one read and one decode per block,
     for scans that look at many lines (grep). Call store.flush() first."""
     last = min(last, store.count)
+    unsaved_first, unsaved = store._unsaved_first, tuple(store._unsaved)
+    in_memory: tuple[int, str] | None = None
+    if unsaved and last >= max(first, unsaved_first):
+        top = max(first, unsaved_first)
+        in_memory = (top, "\n".join(unsaved[top - unsaved_first : last - unsaved_first + 1]))
+        last = min(last, unsaved_first - 1)
+    if backwards and in_memory:
+        yield in_memory
     segments = tuple(store._segments)  # a rotation on another thread swaps the list
     for segment in reversed(segments) if backwards else segments:
         blocks = segment.blocks(first, last, block_bytes)
@@ -256,6 +287,8 @@ def text_blocks(
                         continue
                     top, text = max(top, first), "\n".join(kept)
                 yield top, text
+    if not backwards and in_memory:
+        yield in_memory
 
 
 def _encoded_size(lines: list[str], ascii_only: bool) -> int:

@@ -47,6 +47,7 @@ def recover(log_dir: Path, max_bytes: int) -> int:
         store.close()
     if not (log_dir / "stderr.log").exists():
         # stderr never spoke, so stdout's lines are the combined ones (as a finished run leaves it)
+        (log_dir / "combined.log").touch()
         shutil.copyfile(log_dir / "combined.log", log_dir / "stdout.log")
     return len(new)
 

@@ -26,7 +26,7 @@ from persistproc.recording import Recording
 
 READS_PER_WAKEUP = 16  # bounded, so one chatty child cannot starve the loop
 DRAIN_GRACE = 2.0  # after exit, how long to wait for descendants to let go of the terminal
-FLUSH_SECONDS = 0.5
+FLUSH_SECONDS = 0.05  # how long output may wait in buffers before it is written to its files
 MAX_PENDING_INPUT = 1024 * 1024
 
 
@@ -49,6 +49,7 @@ class Run:
         self._usage_cache: dict[int, psutil.Process] = {}
         self._on_end: Callable[[Run], None] | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     # ----- starting -------------------------------------------------------------------------
     @classmethod
@@ -84,19 +85,19 @@ class Run:
         for fd, stream in run._open_fds.items():
             loop.add_reader(fd, run._on_readable, fd, stream)
         run._watch_exit(loop)
-        run._flush_later(loop)
         return run
 
-    def _flush_later(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Keep the files on disk current for readers outside the server (`tail -f`, `--raw`);
-        the read path itself only fills buffers."""
+    def _flush_soon(self) -> None:
+        """Output waits in buffers at most FLUSH_SECONDS before it reaches the log files, for
+        readers outside the server (`tail -f`, `--raw`) and so that a server killed a moment
+        after a line loses nothing; a quiet run costs no timer."""
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush)
 
-        def tick() -> None:
-            if not self.ended.is_set():
-                self.recording.flush()
-                loop.call_later(FLUSH_SECONDS, tick)
-
-        loop.call_later(FLUSH_SECONDS, tick)
+    def _flush(self) -> None:
+        self._flush_timer = None
+        if not self.ended.is_set():
+            self.recording.flush()
 
     @classmethod
     def from_disk(cls, record: RunRecord, columns: int, rows: int) -> Run:
@@ -135,6 +136,7 @@ class Run:
                 return
             self.recording.ingest(stream, data)
             self._notify()
+            self._flush_soon()
 
     def _close_fd(self, fd: int) -> None:
         if self._open_fds.pop(fd, None) is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from persistproc.logs import INDEX_STEP, LineStore
+from persistproc.logs import INDEX_STEP, LineStore, text_blocks
 from persistproc.rawlog import RawLog
 
 
@@ -142,3 +142,24 @@ def test_raw_log_over_its_cap_keeps_the_newest_bytes_exactly(tmp_path: Path) -> 
     kept = older.read_bytes() + (tmp_path / "out.raw").read_bytes()
     assert kept == data[raw.first :]  # byte-exact from the first byte kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.raw", older.name]
+
+
+def test_lines_that_cannot_be_saved_stay_readable_from_memory(tmp_path: Path) -> None:
+    store = LineStore(tmp_path / "a.log")
+    store.append(["saved 1", "saved 2"])
+    store.flush()
+    # From here every write fails, as on a full disk (/dev/full answers ENOSPC).
+    store.close()
+    store._writer = open("/dev/full", "ab", buffering=256 * 1024)  # noqa: SIM115
+    store.append(["lost in the buffer"])
+    store.flush()
+    assert store.write_error and "not being saved" in store.write_error
+    store.append([f"unsaved {i}" for i in range(12_000)])
+    assert store.count == 3 + 12_000
+    newest = store.read(store.count - 2, store.count)
+    assert newest == ["unsaved 11997", "unsaved 11998", "unsaved 11999"]
+    kept = store.read(1, store.count)
+    assert kept[:2] == ["saved 1", "saved 2"]
+    assert kept[2:] == [f"unsaved {i}" for i in range(2_000, 12_000)]  # the newest 10 000
+    blocks = list(text_blocks(store, store.count - 1, store.count, backwards=True))
+    assert blocks == [(store.count - 1, "unsaved 11998\nunsaved 11999")]

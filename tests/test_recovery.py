@@ -98,3 +98,10 @@ def test_reading_dropped_lines_is_an_explicit_gap(tmp_path: Path) -> None:
         snapshot, 5, since=None, pattern=output.compile_pattern("line 0000")
     ).to_dict()
     assert grep["truncated"] is True and "dropped" in grep["note"]
+
+
+def test_a_run_that_wrote_nothing_to_disk_gets_empty_logs(tmp_path: Path) -> None:
+    _crash_while_recording(tmp_path, b"")
+    assert recovery.recover(tmp_path, 2 * 1024**3) == 0
+    assert (tmp_path / "combined.log").read_bytes() == b""
+    assert (tmp_path / "stdout.log").read_bytes() == b""
