@@ -17,7 +17,7 @@ from typing import Any
 import regex
 
 from persistproc import output, paths, recovery, spawn, tree
-from persistproc.config import DEFAULT_COLUMNS, DEFAULT_ROWS, max_log_size_from_env
+from persistproc.config import DEFAULT_COLUMNS, DEFAULT_ROWS, TOKEN_ENV, max_log_size_from_env
 from persistproc.errors import Conflict, InvalidInput, NotFound, PersistprocError
 from persistproc.keys import encode_keys
 from persistproc.model import RunRecord, Status, derive_name, now_iso, validate_name
@@ -38,7 +38,9 @@ log = logging.getLogger("persistproc")
 
 MAX_WAIT = 3600.0
 # Sizes that would make a child's terminal lie to it; the PTY's own size is the truth.
-_DROPPED_ENV = ("COLUMNS", "LINES")
+# The server's token is not the children's business (a persistproc command in a child finds it in
+# the token file).
+_DROPPED_ENV = ("COLUMNS", "LINES", TOKEN_ENV)
 
 
 class Supervisor:
@@ -298,7 +300,7 @@ class Supervisor:
                 for p in processes
                 if p.working_directory == base or p.working_directory.startswith(base + os.sep)
             ]
-        return [p.info() for p in processes]
+        return [p.summary() for p in processes]
 
     async def status(self, pid: int | None, name: str | None) -> dict[str, Any]:
         process = self.resolve(pid, name)
