@@ -116,7 +116,7 @@ def _implicit_run(argv: list[str], commands: set[str]) -> list[str]:
     return argv
 
 
-_RUN_OPTIONS = {"--name", "--detach", "--no-server-start", "--detach-key"}
+_RUN_OPTIONS = {"--name", "--detach", "--no-server-start", "--detach-key", "--separate-stderr"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

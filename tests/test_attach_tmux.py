@@ -501,3 +501,16 @@ def test_vim_survives_detach_and_attach(term: Tmux) -> None:
     term.type(":q!")
     term.wait_for(exit_note("vim", 0))
     assert term.exit_status() == 0
+
+
+def test_an_interactive_shell_has_job_control(term: Tmux) -> None:
+    """One terminal for both streams, as when run directly: bash takes its job-control terminal
+    from stderr, so it must be the controlling terminal."""
+    term.run("persistproc --name shell env PS1=shell: bash --norc --noprofile -i", r"^shell:")
+    term.type("sleep 1000 &")
+    term.type("jobs; echo JOBS-DONE")
+    term.wait_for(r"^\[1\]\+ +Running +sleep 1000 &$")
+    term.wait_for(r"^JOBS-DONE$")
+    assert "no job control" not in term.screen()
+    term.type("kill %1; exit 0")
+    term.wait_for(exit_note("shell", 0))

@@ -141,7 +141,12 @@ def cmd_run(client: Client, args: argparse.Namespace, out: Output) -> int:
     _detach_key(args)  # a bad key is reported before anything starts
     ensure_server(client, not args.no_server_start, out, getattr(args, "data_dir", None))
     command = words[0] if len(words) == 1 else shlex.join(words)
-    options: dict[str, Any] = {"environment": dict(os.environ)}
+    # One terminal for both streams unless asked: that is what a program run directly gets
+    # (bash takes its job-control terminal from stderr).
+    options: dict[str, Any] = {
+        "environment": dict(os.environ),
+        "merge_stderr": not args.separate_stderr,
+    }
     if not args.detach and sys.stdout.isatty():
         # start at this terminal's size: programs lay out their first output before any resize
         options["columns"], options["rows"] = terminal_size(sys.stdout.fileno())
@@ -183,6 +188,13 @@ def add_interactive_commands(
         help=f"fail instead of starting a server (or set {NO_SERVER_START_ENV}=1)",
     )
     run.add_argument("--detach-key", metavar="KEY", help=detach_help)
+    run.add_argument(
+        "--separate-stderr",
+        action="store_true",
+        help="give the program's error output a terminal of its own, so readers can tell the two"
+        " streams apart (default: one terminal for both, as when run directly; a shell needs that"
+        " for job control)",
+    )
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="CMD [ARGS...]")
     run.set_defaults(handler=cmd_run, read_only=False)
 
