@@ -65,8 +65,8 @@ def main() -> int:
         notes = NOTES.read_text()
         DOC.write_text(
             f"# Performance\n\nMeasured {today} on {machine()} with `python -m benchmarks`"
-            f" ({time.monotonic() - began:.0f} s; load average {load_before} before the run,"
-            f" {_load()} after: other work shared the cores).\n"
+            f" ({time.monotonic() - began:.0f} s; load average {load_before} before the run and"
+            f" {_load()} at its end, its own processes included).\n"
             "Each figure comes with a reference measured in the same run; machines are noisy,\n"
             "so ratios matter more than absolute numbers. Figures are medians with the min-max\n"
             "spread over repeats in parentheses.\n\n" + report + "\n" + notes
