@@ -215,7 +215,9 @@ def build_mcp(supervisor: Supervisor) -> FastMCP:
     ) -> dict[str, Any]:
         """Clean text output (no escape codes, progress bars collapsed): the last `lines` lines, or
         with since=<cursor> only the lines after it. The last line may be unfinished (a prompt).
-        Returns text, cursor, first_line, truncated, and the process status."""
+        Returns text, cursor, first_line, truncated (lines were left out: past the size of one
+        answer, or dropped by the log size cap, then first_available_line says where the log now
+        begins), and the process status."""
         return await _call(supervisor.output(pid, name, stream, lines, since, grep, run))
 
     @mcp.tool
