@@ -9,6 +9,7 @@ again once it is finished.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,13 +71,15 @@ class Snapshot:
         return self.total - (1 if self.unfinished and self.pending else 0)
 
     def lines(self, first: int, last: int) -> list[tuple[int, str]]:
+        return list(self.iterate(first, last))
+
+    def iterate(self, first: int, last: int) -> Iterator[tuple[int, str]]:
+        """Lines first..last with their numbers, read as they are consumed."""
         first, last = max(first, 1), min(last, self.total)
-        out: list[tuple[int, str]] = []
         if first <= min(last, self.committed):
-            out.extend(self.store.numbered(first, min(last, self.committed)))
+            yield from self.store.numbered(first, min(last, self.committed))
         for number in range(max(first, self.committed + 1), last + 1):
-            out.append((number, self.pending[number - self.committed - 1]))
-        return out
+            yield number, self.pending[number - self.committed - 1]
 
 
 @dataclass
@@ -198,7 +201,7 @@ def find(
     """The first line after line `after` that matches, unfinished last line included, skipping
     lines that still read as they did in `seen`; None when nothing matches or the monotonic
     `deadline` passes first."""
-    for number, text in snapshot.lines(after + 1, snapshot.total):
+    for number, text in snapshot.iterate(after + 1, snapshot.total):
         if seen and seen.get(number) == text:
             continue
         if search(pattern, text):

@@ -124,19 +124,24 @@ class Run:
 
     # ----- the hot path ---------------------------------------------------------------------
     def _on_readable(self, fd: int, stream: str) -> None:
-        for _ in range(READS_PER_WAKEUP):
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""  # EIO: every slave end is closed and the buffer is drained
-            if not data:
-                self._close_fd(fd)
-                return
-            self.recording.ingest(stream, data)
-            self._notify()
-            self._flush_soon()
+        read = False
+        try:
+            for _ in range(READS_PER_WAKEUP):
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    data = b""  # EIO: every slave end is closed and the buffer is drained
+                if not data:
+                    self._close_fd(fd)
+                    return
+                self.recording.ingest(stream, data)
+                read = True
+        finally:
+            if read:  # waiters wake once per wakeup, not once per 4 KiB read
+                self._notify()
+                self._flush_soon()
 
     def _close_fd(self, fd: int) -> None:
         if self._open_fds.pop(fd, None) is None:
