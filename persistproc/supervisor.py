@@ -2,63 +2,36 @@
 
 All methods run on the event loop thread; the registry has that single owner, so it needs no lock.
 Operations on one process (start, stop, restart, remove) are serialised by that process's lock.
+This module starts and stops runs; reading.py reads them; registry.py finds them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-import regex
-
 from persistproc import output, paths, recovery, spawn, tree
-from persistproc.config import DEFAULT_COLUMNS, DEFAULT_ROWS, TOKEN_ENV, max_log_size_from_env
-from persistproc.errors import Conflict, InvalidInput, NotFound, PersistprocError
-from persistproc.keys import encode_keys
+from persistproc.config import TOKEN_ENV
+from persistproc.errors import Conflict, InvalidInput
 from persistproc.model import RunRecord, Status, derive_name, now_iso, validate_name
-from persistproc.process import ManagedProcess, load_state, save_state
+from persistproc.process import ManagedProcess, load_state
+from persistproc.reading import MAX_WAIT, Reading
 from persistproc.run import Run
-from persistproc.terminal import AttachedTerminal
-from persistproc.validate import (
-    check_directory,
-    check_environment,
-    check_since,
-    check_size,
-    check_stream,
-    check_timeout,
-)
-from persistproc.waiting import last_lines, scan, wait_for_line
+from persistproc.validate import check_directory, check_environment, check_size, check_timeout
 
 log = logging.getLogger("persistproc")
 
-MAX_WAIT = 3600.0
 # Sizes that would make a child's terminal lie to it; the PTY's own size is the truth.
 # The server's token is not the children's business (a persistproc command in a child finds it in
 # the token file).
 _DROPPED_ENV = ("COLUMNS", "LINES", TOKEN_ENV)
 
 
-class Supervisor:
-    def __init__(
-        self,
-        data_dir: Path,
-        columns: int = DEFAULT_COLUMNS,
-        rows: int = DEFAULT_ROWS,
-        max_log_bytes: int | None = None,
-    ):
-        """max_log_bytes: the cap of each log file of a run (default $PERSISTPROC_MAX_LOG_SIZE
-        or 2 GiB); over it, the oldest half of that log is dropped."""
-        self.data_dir = paths.ensure_private_dir(data_dir)
-        self.max_log_bytes = max_log_size_from_env() if max_log_bytes is None else max_log_bytes
-        self.columns, self.rows = columns, rows
-        self._processes: dict[str, ManagedProcess] = {}
-        self.default_directory = os.getcwd()
-
+class Supervisor(Reading):
     # ----- lifecycle ------------------------------------------------------------------------
     async def load(self) -> None:
         """Restore the list of an earlier server; its runs ended with it, their logs stay."""
@@ -104,44 +77,6 @@ class Supervisor:
         strays = await asyncio.to_thread(tree.find_marked, markers)
         await asyncio.to_thread(tree.kill_and_wait, strays)
         self._save()
-
-    def _save(self) -> None:
-        try:
-            save_state(paths.state_file(self.data_dir), list(self._processes.values()))
-        except OSError as error:
-            log.error("could not save the process list: %s", error)
-
-    # ----- lookup ---------------------------------------------------------------------------
-    def resolve(self, pid: int | None = None, name: str | None = None) -> ManagedProcess:
-        if name is not None and not isinstance(name, str):
-            raise InvalidInput("name must be a string")
-        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int)):
-            raise InvalidInput("pid must be a whole number")
-        if name:
-            found = self._processes.get(name)
-            if found is None:
-                raise NotFound(f"no process named {name!r}; known: {self._known()}")
-            if pid is not None and found.pid != pid:
-                raise InvalidInput(f"pid {pid} is not the current pid of {name!r} ({found.pid})")
-            return found
-        if pid is None:
-            raise InvalidInput("give the process's pid or name")
-        for process in self._processes.values():
-            if process.pid == pid:
-                return process
-        for process in self._processes.values():  # a pid of an earlier run still finds it
-            if any(run.pid == pid for run in process.runs):
-                return process
-        raise NotFound(f"no process with pid {pid}; known: {self._known()}")
-
-    def _still_known(self, process: ManagedProcess) -> None:
-        """After waiting for a process's lock: it may have been removed meanwhile."""
-        if self._processes.get(process.name) is not process:
-            raise NotFound(f"{process.name!r} was removed while this request waited for it")
-
-    def _known(self) -> str:
-        names = [f"{p.name} (pid {p.pid})" for p in self._processes.values()]
-        return ", ".join(names) if names else "none (start one with start_process)"
 
     # ----- start, stop, restart -------------------------------------------------------------
     async def start(
@@ -290,138 +225,6 @@ class Supervisor:
         )
         return {**process.info(), "removed": True}
 
-    # ----- reading --------------------------------------------------------------------------
-    def list(self, working_directory: str | None = None) -> builtins.list[dict[str, Any]]:
-        processes = list(self._processes.values())
-        if working_directory:
-            base = os.path.normpath(working_directory)
-            processes = [
-                p
-                for p in processes
-                if p.working_directory == base or p.working_directory.startswith(base + os.sep)
-            ]
-        return [p.summary() for p in processes]
-
-    async def status(self, pid: int | None, name: str | None) -> dict[str, Any]:
-        process = self.resolve(pid, name)
-        info = process.info()
-        if process.run is not None:
-            cpu, rss, ports = await asyncio.to_thread(process.run.usage)
-            snapshot = process.run.recording.snapshot("combined")
-            info.update(
-                cpu_percent=round(cpu, 1),
-                memory_bytes=rss,
-                listening_ports=ports,
-                output_lines=snapshot.total,
-                columns=process.run.columns,
-                rows=process.run.rows,
-            )
-        return info
-
-    async def _run_of(self, process: ManagedProcess, run_number: int | None) -> Run:
-        if run_number is None or (process.runs and run_number == process.runs[-1].number):
-            if process.run is None:
-                raise NotFound(f"{process.name!r} has no run yet")
-            return process.run
-        for record in process.runs:
-            if record.number == run_number:
-                # reopening counts the lines of its logs: off the loop
-                return await asyncio.to_thread(Run.from_disk, record, self.columns, self.rows)
-        numbers = ", ".join(str(r.number) for r in process.runs)
-        raise NotFound(f"{process.name!r} has no run {run_number}; runs: {numbers}")
-
-    async def output(
-        self,
-        pid: int | None,
-        name: str | None,
-        stream: str = "combined",
-        lines: int = 100,
-        since: int | None = None,
-        grep: str | None = None,
-        run_number: int | None = None,
-    ) -> dict[str, Any]:
-        check_stream(stream)
-        output.check_lines(lines)
-        check_since(since)
-        pattern = output.compile_pattern(grep, "grep") if grep is not None else None
-        process = self.resolve(pid, name)
-        run = await self._run_of(process, run_number)
-        snapshot = run.recording.snapshot(stream)
-        # a grep may take its whole time budget: on the pattern scans' threads, not the shared ones
-        read = scan if pattern is not None else asyncio.to_thread
-        page = await read(output.read, snapshot, lines, since, pattern)
-        return {**page.to_dict(), "stream": stream, "process": process.info()}
-
-    async def screen(self, pid: int | None, name: str | None) -> dict[str, Any]:
-        process = self.resolve(pid, name)
-        if process.run is None:
-            raise NotFound(f"{process.name!r} has no run yet")
-        shot = await process.run.recording.screen()
-        return {
-            "columns": shot.columns,
-            "rows": shot.rows,
-            "lines": shot.lines,
-            "text": shot.text(),
-            "cursor": {
-                "row": shot.cursor_row,
-                "column": shot.cursor_column,
-                "visible": shot.cursor_visible,
-            },
-            "alternate_screen": shot.alternate_screen,
-            "title": shot.title,
-            "process": process.info(),
-        }
-
-    async def send(
-        self, pid: int | None, name: str | None, text: str | None, keys: builtins.list[str] | None
-    ) -> dict[str, Any]:
-        if text is not None and not isinstance(text, str):
-            raise InvalidInput("text must be a string")
-        if keys is not None and (
-            not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
-        ):
-            raise InvalidInput("keys must be a list of key names such as ['enter'] or ['ctrl-c']")
-        if not text and not keys:
-            raise InvalidInput("give text, keys, or both")
-        try:
-            data = (text or "").encode("utf-8") + encode_keys(keys or [])
-        except ValueError as error:
-            raise InvalidInput(str(error)) from None
-        process = self.resolve(pid, name)
-        if process.run is None or not process.run.running:
-            raise PersistprocError(f"{process.name!r} is not running: input cannot be delivered")
-        process.run.write(data)
-        return {"bytes_sent": len(data), "process": process.info()}
-
-    def attach(
-        self, pid: int | None, name: str | None, read_only: bool, columns: int, rows: int
-    ) -> tuple[ManagedProcess, AttachedTerminal]:
-        process = self.resolve(pid, name)
-        if process.run is None:
-            raise Conflict(f"{process.name!r} has no run to attach to: restart it")
-        # An ended run still shows its last output and then says how it ended: a command that
-        # finished before its terminal attached (`persistproc ls`) is seen all the same.
-        return process, AttachedTerminal(process.run, read_only, columns, rows)
-
-    async def wait(
-        self,
-        pid: int | None,
-        name: str | None,
-        pattern: str,
-        timeout: float = 30,
-        since: int | None = None,
-        stream: str = "combined",
-    ) -> dict[str, Any]:
-        check_stream(stream)
-        timeout = check_timeout(timeout, "timeout", MAX_WAIT)
-        compiled = output.compile_pattern(pattern)
-        check_since(since)
-        process = self.resolve(pid, name)
-        if process.run is None:
-            raise NotFound(f"{process.name!r} has no run yet")
-        waited = await wait_for_line(process.run, compiled, timeout, since, stream)
-        return {**waited.to_dict(), "process": process.info()}
-
     async def start_and_wait(
         self, wait_for: str | None, wait_timeout: float, **start: Any
     ) -> dict[str, Any]:
@@ -437,20 +240,3 @@ class Supervisor:
         compiled = output.compile_pattern(wait_for, "wait_for") if wait_for is not None else None
         timeout = check_timeout(wait_timeout, "wait_timeout", MAX_WAIT)
         return await self._ready(await self.restart(pid, name), compiled, timeout)
-
-    async def _ready(
-        self, result: dict[str, Any], pattern: regex.Pattern[str] | None, timeout: float
-    ) -> dict[str, Any]:
-        if pattern is None:
-            return result
-        process = self._processes[result["name"]]
-        assert process.run is not None
-        waited = await wait_for_line(process.run, pattern, timeout, 0, "combined")
-        return {
-            **result,
-            **process.info(),
-            "ready": waited.matched,
-            "matched_line": waited.line,
-            "wait_result": waited.reason,
-            "last_lines": last_lines(process.run, 20),
-        }
