@@ -3,7 +3,8 @@
 pyte does the VT parsing. This module covers what pyte 0.8.2 lacks or gets wrong for modern
 programs: the alternate screen, sequences it would print as literal text (colon SGR, DCS/APC
 strings, CSI with intermediates), characters that make it drop the rest of a text run, handlers that
-raise on unexpected parameters, and a repaint sequence for a terminal that attaches later.
+raise on unexpected parameters. repaint.py turns a screen back into bytes for a terminal that
+attaches later.
 """
 
 from __future__ import annotations
@@ -19,20 +20,19 @@ from functools import lru_cache
 from typing import Any
 
 import pyte
-from pyte import graphics
-from pyte.screens import Char, Cursor, StaticDefaultDict, wcwidth
+from pyte.screens import Cursor, StaticDefaultDict, wcwidth
 
-_Row = StaticDefaultDict[int, Char]
-_Buffer = dict[int, _Row]
+from persistproc.repaint import (
+    DECTCEM,
+    Buffer,
+    Row,
+    paint_cells,
+    render_ansi,
+)
 
 __all__ = ["ScreenSnapshot", "TerminalScreen"]
 
 _ALT_SCREEN_MODES = (1049, 1047, 47)
-# Private modes a later client must get back: input encodings first, then display behaviour.
-_RESTORED_PRIVATE_MODES = (1, 9, 1000, 1002, 1003, 1004, 1005, 1006, 1015, 2004, 7)
-_DECOM = 6 << 5
-_DECTCEM = 25 << 5
-_IRM, _LNM = 4, 20
 
 _FILTER = re.compile(
     # SGR with colon sub-parameters: rewritten into the semicolon form pyte understands.
@@ -49,14 +49,6 @@ _ST = "\x1b\\"
 _NOT_PLAIN = re.compile(r"\x1b(?!\[[0-9;]*m)|[\x0e\x0f]")
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
 _SKIP_MIN = 16 * 1024  # below this, feeding pyte costs less than looking for what to skip
-
-_DEFAULT_ATTRS: tuple[Any, ...] = tuple(Char(" ")[1:])
-_FG = {name: str(code) for code, name in {**graphics.FG_ANSI, **graphics.FG_AIXTERM}.items()}
-_BG = {name: str(code) for code, name in {**graphics.BG_ANSI, **graphics.BG_AIXTERM}.items()}
-# Later (cube) indices win so a palette colour maps back to the index a program most likely used.
-_PALETTE = {hex_: index for index, hex_ in enumerate(graphics.FG_BG_256)}
-_FLAGS = {"bold": "1", "italics": "3", "underscore": "4", "blink": "5", "reverse": "7"}
-_FLAGS["strikethrough"] = "9"
 
 
 def _colon_sgr(params: str) -> str:
@@ -106,7 +98,7 @@ class _Stream(pyte.Stream):
 
 class _Screen(pyte.Screen):
     def __init__(self, columns: int, lines: int) -> None:
-        self.saved_main: tuple[_Buffer, Cursor] | None = None  # while the alt screen is on
+        self.saved_main: tuple[Buffer, Cursor] | None = None  # while the alt screen is on
         super().__init__(columns, lines)
         for name in set(pyte.Stream.csi.values()):
             setattr(self, "_csi_" + name, _tolerant(getattr(self, name)))
@@ -192,7 +184,7 @@ class _Screen(pyte.Screen):
         self.set_margins()
 
 
-def _fit(buffer: _Buffer, cursor: Cursor, lines: int, columns: int) -> None:
+def _fit(buffer: Buffer, cursor: Cursor, lines: int, columns: int) -> None:
     shift = max(0, cursor.y - (lines - 1))
     rows = {y - shift: row for y, row in buffer.items() if 0 <= y - shift < lines}
     for row in rows.values():
@@ -225,31 +217,14 @@ class ScreenSnapshot:
         return "\n".join(lines)
 
 
-def _row_text(row: _Row | None, columns: int) -> str:
+def _row_text(row: Row | None, columns: int) -> str:
     if not row:
         return ""
     cells = [row[x] for x in range(min(columns, max(row) + 1))]
     texts = [cell.data for cell in cells]
     if "" in texts:  # the right half of a wide character (or an orphaned one): the slow way
-        return _paint_cells(cells, False).rstrip(" ")
+        return paint_cells(cells, False).rstrip(" ")
     return "".join(texts).rstrip(" ")
-
-
-def _sgr(attrs: tuple[Any, ...]) -> str:
-    char = Char(" ", *attrs)
-    codes = ["0"]
-    codes += [code for name, code in _FLAGS.items() if getattr(char, name)]
-    for color, names, prefix in ((char.fg, _FG, "38"), (char.bg, _BG, "48")):
-        if color in names:
-            if color != "default":
-                codes.append(names[color])
-        elif color in _PALETTE:
-            codes.append(f"{prefix};5;{_PALETTE[color]}")
-        elif len(color) == 6:
-            with suppress(ValueError):
-                red, green, blue = (int(color[i : i + 2], 16) for i in (0, 2, 4))
-                codes.append(f"{prefix};2;{red};{green};{blue}")
-    return "\x1b[" + ";".join(codes) + "m"
 
 
 class TerminalScreen:
@@ -340,95 +315,11 @@ class TerminalScreen:
             lines=[_row_text(buffer.get(y), columns) for y in range(rows)],
             cursor_row=screen.cursor.y,
             cursor_column=min(screen.cursor.x, columns - 1),
-            cursor_visible=_DECTCEM in screen.mode,
+            cursor_visible=DECTCEM in screen.mode,
             alternate_screen=self.alternate_screen,
             title=screen.title,
         )
 
     def render_ansi(self) -> bytes:
-        """Bytes that repaint this screen on a real terminal (or a fresh ``TerminalScreen``).
-
-        With the alternate screen on, the main screen is painted first and then the alternate one
-        is entered, so the client shows the right thing when the program leaves it.
-        """
-        screen = self._screen
-        # Start from absolute addressing, plain attributes and replace mode so the paint below
-        # lands where it says.
-        out = ["\x1b[0m\x1b[r\x1b[?6l\x1b[4l\x1b[20l\x1b[?7h"]
-        if screen.saved_main is not None:
-            buffer, cursor = screen.saved_main
-            out.append(self._paint(buffer))
-            out.append(f"\x1b[{cursor.y + 1};{min(cursor.x, screen.columns - 1) + 1}H")
-            out.append("\x1b[?1049h")
-        out.append(self._paint(screen.buffer))
-        title = "".join(ch for ch in screen.title if ch.isprintable())
-        if title:
-            out.append(f"\x1b]2;{title}\x07")
-        if screen.margins is not None:
-            out.append(f"\x1b[{screen.margins.top + 1};{screen.margins.bottom + 1}r")
-        origin = _DECOM in screen.mode
-        out.append("\x1b[?6h" if origin else "")  # it homes the cursor, so it goes first
-        out.append(self._place_cursor(screen.margins.top if origin and screen.margins else 0))
-        for mode in _RESTORED_PRIVATE_MODES:
-            out.append(f"\x1b[?{mode}{'h' if mode << 5 in screen.mode else 'l'}")
-        out.extend(f"\x1b[{mode}h" for mode in (_IRM, _LNM) if mode in screen.mode)
-        out.append(_sgr(tuple(screen.cursor.attrs[1:])))
-        out.append("\x1b[?25h" if _DECTCEM in screen.mode else "\x1b[?25l")
-        return "".join(out).encode("utf-8", "replace")
-
-    def _paint(self, buffer: _Buffer) -> str:
-        out = ["\x1b[H\x1b[2J"]
-        columns = self._screen.columns
-        for y in range(self._screen.lines):
-            row = buffer.get(y)
-            if not row:
-                continue
-            cells = [row[x] for x in range(min(columns, max(row) + 1))]
-            while cells and cells[-1].data == " " and tuple(cells[-1][1:]) == _DEFAULT_ATTRS:
-                cells.pop()
-            if not cells:
-                continue
-            out.append(f"\x1b[{y + 1}H")
-            out.append(_paint_cells(cells))
-            out.append("\x1b[0m")
-        return "".join(out)
-
-    def _place_cursor(self, top: int) -> str:
-        screen = self._screen
-        x, y = screen.cursor.x, screen.cursor.y
-        if x < screen.columns:
-            return f"\x1b[{y - top + 1};{x + 1}H"
-        # The cursor waits past the last column for the next character to wrap; only writing the
-        # last cell again puts a terminal in that state.
-        row = screen.buffer.get(y) or StaticDefaultDict(screen.default_char)
-        x = screen.columns - 1
-        if not row[x].data and x > 0:
-            x -= 1  # right half of a wide character
-        last = row[x] if row[x].data else screen.default_char
-        return f"\x1b[{y - top + 1};{x + 1}H" + _paint_cells([last]) + "\x1b[0m"
-
-
-def _paint_cells(cells: list[Char], styled: bool = True) -> str:
-    out: list[str] = []
-    current: tuple[Any, ...] = _DEFAULT_ATTRS  # every painted row starts after an SGR reset
-    stub_expected = False
-    for index, cell in enumerate(cells):
-        data = cell.data
-        if not data:
-            if stub_expected:
-                stub_expected = False
-                continue
-            data = " "  # an orphaned wide-character stub still occupies its cell
-        if styled and tuple(cell[1:]) != current:
-            current = tuple(cell[1:])
-            out.append(_sgr(current))
-        out.append(data)
-        stub_expected = wcwidth(data[0]) == 2
-        if stub_expected and index + 1 < len(cells) and cells[index + 1].data:
-            # A later write replaced this wide character's right half; go back to that column
-            # (absolutely: CUB is off by one right after the last column) so the next character
-            # lands on it again.
-            if styled:
-                out.append(f"\x1b[{index + 2}G")
-            stub_expected = False
-    return "".join(out)
+        """Bytes that repaint this screen on a real terminal (or a fresh ``TerminalScreen``)."""
+        return render_ansi(self._screen)
