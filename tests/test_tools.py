@@ -395,7 +395,8 @@ async def test_output_streams_are_separate_by_default(tools: Tools) -> None:
 
 
 async def test_stdout_stream_never_holds_stderr_lines(tools: Tools) -> None:
-    """PACKAGE BUG (since ce70e5b): the first stderr chunk is copied into the stdout stream."""
+    """The stdout stream forks from the combined one when stderr first speaks: the stderr chunk
+    that caused the fork must not land in stdout."""
     command = "echo out1; echo err1 >&2; sleep 0.2; echo err2 >&2; echo out2"
     await tools.start(command, name="split")
     status = await tools.ended("split")
@@ -1093,7 +1094,7 @@ async def test_a_long_single_line_is_split_and_responses_stay_bounded(tools: Too
 
 
 async def test_start_process_with_wait_for_stays_bounded_on_long_lines(tools: Tools) -> None:
-    """PACKAGE BUG: start_process's last_lines (and restart_process's) are not capped."""
+    """start_process's last_lines (and restart_process's) stay small after a 5 MB line."""
     command = fixture("binary", "--long-line", "5000000")
     started = await tools.start(command, name="long", wait_for="^END$", wait_timeout=15)
     assert started["ready"] is True
@@ -1124,7 +1125,7 @@ async def test_catastrophic_regex_answers_quickly(tools: Tools, pattern: str) ->
 
 
 async def test_wait_for_output_timeout_bounds_a_slow_pattern(tools: Tools) -> None:
-    """PACKAGE BUG: each line may take REGEX_LINE_TIMEOUT, and the scan has no overall limit."""
+    """Each line may take REGEX_LINE_TIMEOUT, so the wait's own timeout must bound the scan."""
     count = 60  # 60 lines x 0.05 s per line = 3 s of matching
     await tools.start(f"for i in $(seq {count}); do echo {'a' * 30}b; done", name="many")
     await tools.ended("many")
