@@ -3,7 +3,8 @@
 Lines are read as blocks of text (about 1 MiB, one read and one decode each) and the pattern is
 searched in the whole block with `^`/`$` matching at line ends; only the lines where it finds a
 match are then searched on their own. A pattern that could match a line but not the block holding
-it (`\\A`, `\\Z`, lookbehinds, negative lookaheads, turned-off flags) is searched line by line.
+it (`\\A`, `\\Z`, `\\K`, lookbehinds, negative lookaheads, turned-off flags, reverse searching)
+is searched line by line.
 Without a cursor the scan goes from the newest line backwards and stops once it has enough
 matches, so a grep for something recent does not read the whole log.
 """
@@ -24,7 +25,7 @@ BLOCK_BYTES = 1 << 20  # how much text one block search covers
 BLOCK_TIMEOUT = 1.0  # seconds one block search may take; past it the block is read line by line
 # seconds one line may take: a catastrophic pattern cannot hang the server
 REGEX_LINE_TIMEOUT = 0.05
-_LINE_ONLY = ("\\A", "\\Z", "\\z", "\\G", "(?<", "(?!", "(?-")
+_LINE_ONLY = ("\\A", "\\Z", "\\z", "\\G", "\\K", "(?<", "(?!", "(?-")
 
 
 class Lines(Protocol):
@@ -159,6 +160,6 @@ def _chain_after(
 
 
 def _block_pattern(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
-    if any(token in pattern.pattern for token in _LINE_ONLY):
-        return None
+    if any(token in pattern.pattern for token in _LINE_ONLY) or pattern.flags & regex.REVERSE:
+        return None  # a block match would not start on the line that matches, or would skip it
     return regex.compile(pattern.pattern, pattern.flags | regex.MULTILINE)

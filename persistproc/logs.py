@@ -13,6 +13,7 @@ correctly, and readers learn exactly which lines are gone (`first`).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from array import array
 from collections import deque
@@ -23,7 +24,9 @@ from typing import BinaryIO
 
 INDEX_STEP = 256
 UNSAVED_LINES = 10_000  # lines kept in memory, per stream, once its log cannot be written
-DEFAULT_MAX_BYTES = 2 * 1024**3  # per log file; the oldest half goes when a file reaches it
+# The cap of one log (all its files): the live file is rotated out when it reaches half of it,
+# and the previous rotated-out file is deleted then.
+DEFAULT_MAX_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -106,8 +109,12 @@ class LineStore:
         self._writer: BinaryIO | None = None
         self.write_error: str | None = None
         self._segments = self._open_existing()
-        self._unsaved: deque[str] = deque(maxlen=UNSAVED_LINES)
-        self._unsaved_first = 0  # the number of _unsaved[0]
+        # Once the file cannot be written: the newest lines, numbered, for readers. Pairs, so a
+        # reader on another thread never matches a line with another's number.
+        self._unsaved: deque[tuple[int, str]] = deque(maxlen=UNSAVED_LINES)
+        # Lines handed to the writer since its last successful flush: a failing flush loses them
+        # from the file, so they go to _unsaved then.
+        self._unflushed: list[str] = []
 
     def _open_existing(self) -> list[_Segment]:
         segments: list[_Segment] = []
@@ -141,10 +148,7 @@ class LineStore:
             return
         live = self._segments[-1]
         if self._writer is None and self.write_error is None:
-            try:
-                self._writer = open(self.path, "ab", buffering=256 * 1024)  # noqa: SIM115
-            except OSError as error:
-                self.write_error = f"clean log not being saved: {error.strerror or error}"
+            self._open_writer(live)
         text = "\n".join(lines) + "\n"
         data = text.encode("utf-8", "replace")
         first = (-live.count) % INDEX_STEP  # index in `lines` of the first line to index
@@ -158,22 +162,39 @@ class LineStore:
         live.count += len(lines)
         live.size += len(data)
         if self._writer is not None:
+            self._unflushed.extend(lines)
+            if len(self._unflushed) > UNSAVED_LINES:
+                self.flush()  # what could be lost never exceeds what memory would keep
             try:
                 self._writer.write(data)
             except OSError as error:
                 self._fail(error)
-        if self.write_error is not None:
+        elif self.write_error is not None:
             # Not saved: the newest lines stay readable from memory while the process runs on.
-            self._unsaved.extend(lines)
-            self._unsaved_first = self.count - len(self._unsaved) + 1
-        elif live.size >= self.max_bytes // 2:
+            self._keep_in_memory(lines)
+        if self.write_error is None and live.size >= self.max_bytes // 2:
             self._rotate()
+
+    def _open_writer(self, live: _Segment) -> None:
+        try:
+            if self.path.exists() and self.path.stat().st_size != live.size:
+                # a torn last line (a crash mid-write): the next line must not be glued to it
+                os.truncate(self.path, live.size)
+            self._writer = open(self.path, "ab", buffering=256 * 1024)  # noqa: SIM115
+        except OSError as error:
+            self.write_error = f"clean log not being saved: {error.strerror or error}"
+
+    def _keep_in_memory(self, lines: list[str]) -> None:
+        first = self.count - len(lines) + 1
+        self._unsaved.extend(zip(range(first, self.count + 1), lines, strict=True))
 
     def _rotate(self) -> None:
         """The live file becomes the older segment; the previous older one is deleted."""
         live = self._segments[-1]
+        self.close()
+        if self.write_error is not None:
+            return  # the last lines did not reach the file: it stays where it is
         try:
-            self.close()
             kept = self.path.with_name(f"{self.path.name}.{live.first}")
             self.path.rename(kept)
             for segment in self._segments[:-1]:
@@ -189,11 +210,9 @@ class LineStore:
         self.flush()
         twin = LineStore.__new__(LineStore)
         twin.path, twin.max_bytes = path, self.max_bytes
-        twin._writer, twin.write_error = None, None
-        twin._unsaved, twin._unsaved_first = (
-            deque(self._unsaved, UNSAVED_LINES),
-            self._unsaved_first,
-        )
+        # A store that cannot write hands its copy the same trouble (and its lines in memory).
+        twin._writer, twin.write_error = None, self.write_error
+        twin._unsaved, twin._unflushed = deque(self._unsaved, UNSAVED_LINES), []
         twin._segments = []
         for segment in self._segments:
             target = (
@@ -215,6 +234,8 @@ class LineStore:
                 self._writer.flush()
             except OSError as error:
                 self._fail(error)
+            else:
+                self._unflushed.clear()
 
     def _fail(self, error: OSError) -> None:
         self.write_error = f"clean log not being saved: {error.strerror or error}"
@@ -222,6 +243,8 @@ class LineStore:
             with contextlib.suppress(OSError):
                 self._writer.close()  # may fail again on what it still holds: dropped
             self._writer = None
+        self._keep_in_memory(self._unflushed)  # the newest lines the file may lack
+        self._unflushed = []
 
     def close(self) -> None:
         self.flush()
@@ -236,18 +259,18 @@ class LineStore:
         return [text for _, text in self.numbered(first, last)]
 
     def numbered(self, first: int = 1, last: int | None = None) -> Iterator[tuple[int, str]]:
-        """Lines first..last from the files with their numbers, clamped to what is kept; call
-        flush() first (on the thread that appends)."""
+        """Lines first..last with their numbers, from the files and from memory (lines a failing
+        disk kept out of the file), clamped to what is kept; call flush() first (on the thread
+        that appends). Other threads may read while the loop appends: a line is never given
+        another's number, but lines rotated out meanwhile are missing."""
         last = self.count if last is None else min(last, self.count)
-        unsaved_first, unsaved = self._unsaved_first, tuple(self._unsaved)
-        on_disk = min(last, unsaved_first - 1) if unsaved else last
+        unsaved = tuple(self._unsaved)
+        on_disk = min(last, unsaved[0][0] - 1) if unsaved else last
         from_disk = first
         for segment in tuple(self._segments):  # a rotation on another thread swaps the list
             yield from segment.numbered(from_disk, on_disk)
             from_disk = max(from_disk, segment.first + segment.count)
-        for number in range(max(first, unsaved_first), last + 1) if unsaved else ():
-            if number - unsaved_first < len(unsaved):
-                yield number, unsaved[number - unsaved_first]
+        yield from (pair for pair in unsaved if first <= pair[0] <= last)
 
 
 def text_blocks(
@@ -257,12 +280,14 @@ def text_blocks(
     block's first line, newest block first when backwards: one read and one decode per block,
     for scans that look at many lines (grep). Call store.flush() first."""
     last = min(last, store.count)
-    unsaved_first, unsaved = store._unsaved_first, tuple(store._unsaved)
+    held = tuple(store._unsaved)
+    unsaved = [pair for pair in held if first <= pair[0] <= last]
     in_memory: tuple[int, str] | None = None
-    if unsaved and last >= max(first, unsaved_first):
-        top = max(first, unsaved_first)
-        in_memory = (top, "\n".join(unsaved[top - unsaved_first : last - unsaved_first + 1]))
-        last = min(last, unsaved_first - 1)
+    if unsaved:
+        # consecutive numbers: the memory holds the newest lines without a hole
+        in_memory = (unsaved[0][0], "\n".join(text for _, text in unsaved))
+    if held:
+        last = min(last, held[0][0] - 1)
     if backwards and in_memory:
         yield in_memory
     segments = tuple(store._segments)  # a rotation on another thread swaps the list

@@ -1,8 +1,8 @@
 """The byte-exact log of a run, with the most recent bytes in memory, within a size cap.
 
-Offsets are absolute: byte N of the run's output is at offset N whatever was dropped. Over the cap,
-the live file (`output.raw`) is renamed `output.raw.<offset of its first byte>` and the older such
-file is deleted, as the clean logs do (see logs.py).
+Offsets are absolute: byte N of the run's output is at offset N whatever was dropped. When the
+live file (`output.raw`) reaches half the cap, it is renamed `output.raw.<offset of its first
+byte>` and the older such file is deleted, as the clean logs do (see logs.py).
 """
 
 from __future__ import annotations

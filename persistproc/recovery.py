@@ -5,12 +5,16 @@ last 64 lines, which a redraw may still change), so a server that dies loses tho
 clean log; the raw log has their bytes. At the next start they are rebuilt from the raw log: the
 whole of it when it is small (the line machine gives the same lines however the bytes are chunked,
 so the new lines are those past the stored count), else its tail, lined up with the last stored
-lines.
+lines (the latest place they appear: with repeated output, such as heartbeats, that may be a later
+copy, and lines between are then not rebuilt).
+
+Only the combined stream can be rebuilt (the raw log does not say which stream a byte came from),
+and stdout with it when stderr never spoke: when it did, stdout.log and stderr.log keep what they
+had committed.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -46,9 +50,10 @@ def recover(log_dir: Path, max_bytes: int) -> int:
     finally:
         store.close()
     if not (log_dir / "stderr.log").exists():
-        # stderr never spoke, so stdout's lines are the combined ones (as a finished run leaves it)
-        (log_dir / "combined.log").touch()
-        shutil.copyfile(log_dir / "combined.log", log_dir / "stdout.log")
+        # stderr never spoke, so stdout's lines are the combined ones (as a finished run leaves
+        # it), rotated-out segment included
+        (log_dir / "combined.log").touch()  # a run that printed nothing has empty logs
+        LineStore(log_dir / "combined.log", max_bytes).copy_to(log_dir / "stdout.log")
     return len(new)
 
 

@@ -31,6 +31,8 @@ PATTERNS = [
     "a[^x]*b",
     r"a(?!\s)",
     "(?m)b$",
+    r"a[^x]*\Kb",
+    "(?r)ab",
     "é",
 ]
 WORDS = st.text(alphabet="ab \té", max_size=8)

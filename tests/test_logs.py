@@ -163,3 +163,40 @@ def test_lines_that_cannot_be_saved_stay_readable_from_memory(tmp_path: Path) ->
     assert kept[2:] == [f"unsaved {i}" for i in range(2_000, 12_000)]  # the newest 10 000
     blocks = list(text_blocks(store, store.count - 1, store.count, backwards=True))
     assert blocks == [(store.count - 1, "unsaved 11998\nunsaved 11999")]
+
+
+def test_lines_in_the_buffer_when_a_flush_fails_stay_readable(tmp_path: Path) -> None:
+    store = LineStore(tmp_path / "a.log")
+    store.append(["saved"])
+    store.close()
+    store._writer = open("/dev/full", "ab", buffering=256 * 1024)  # noqa: SIM115
+    store.append(["buffered 1", "buffered 2"])  # in the writer's buffer: not on disk yet
+    store.flush()  # fails: the disk is full
+    store.append(["after"])
+    assert store.write_error
+    assert store.read(1, 10) == ["saved", "buffered 1", "buffered 2", "after"]
+    assert list(text_blocks(store, 1, 10, backwards=False)) == [
+        (1, "saved"),
+        (2, "buffered 1\nbuffered 2\nafter"),
+    ]
+
+
+def test_a_copy_of_a_store_that_cannot_write_keeps_its_lines_in_memory(tmp_path: Path) -> None:
+    store = LineStore(tmp_path / "a.log")
+    store.append(["l1", "l2"])
+    store.close()
+    store._writer = open("/dev/full", "ab", buffering=256 * 1024)  # noqa: SIM115
+    store.append(["l3", "l4"])
+    store.flush()
+    twin = store.copy_to(tmp_path / "b.log")
+    twin.append(["l5", "l6"])
+    assert twin.write_error and twin.read(1, 10) == ["l1", "l2", "l3", "l4", "l5", "l6"]
+    assert store.read(1, 10) == ["l1", "l2", "l3", "l4"]
+
+
+def test_a_torn_last_line_is_cut_before_appending(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(b"a\nb\ntor")  # a crash in the middle of a line
+    store = LineStore(tmp_path / "a.log")
+    store.append(["c", "d"])
+    store.close()
+    assert LineStore(tmp_path / "a.log").read(1, 10) == ["a", "b", "c", "d"]

@@ -105,3 +105,18 @@ def test_a_run_that_wrote_nothing_to_disk_gets_empty_logs(tmp_path: Path) -> Non
     assert recovery.recover(tmp_path, 2 * 1024**3) == 0
     assert (tmp_path / "combined.log").read_bytes() == b""
     assert (tmp_path / "stdout.log").read_bytes() == b""
+
+
+def test_stdout_rebuilt_from_a_rotated_combined_log_keeps_its_numbering(tmp_path: Path) -> None:
+    recording = Recording(tmp_path, 80, 24, live=True, max_log_bytes=64 * 1024)
+    data = b"".join(b"line %d\r\n" % i for i in range(1, 5001))
+    recording.ingest("stdout", data)
+    assert recording.raw is not None
+    recording.raw.close()
+    for view in recording.views.values():
+        view.store.close()
+    recovery.recover(tmp_path, 64 * 1024)
+    combined = LineStore(tmp_path / "combined.log")
+    stdout = LineStore(tmp_path / "stdout.log")
+    assert (stdout.first, stdout.count) == (combined.first, combined.count) == (stdout.first, 5000)
+    assert stdout.read(4990, 4990) == ["line 4990"] == combined.read(4990, 4990)
