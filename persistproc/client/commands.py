@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from persistproc.client.api import Client, ClientError, ServerUnavailable
-from persistproc.client.follow import LogOptions, print_logs, print_raw
+from persistproc.client.follow import LogOptions, print_logs
+from persistproc.client.rawlogs import print_raw
 from persistproc.client.render import Style, output_width, process_table, status_lines, use_color
 
 
