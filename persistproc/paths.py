@@ -37,6 +37,11 @@ def run_dir(root: Path, name: str, run_number: int) -> Path:
     return root / "processes" / name / f"run-{run_number:04d}"
 
 
+def lock_file(root: Path) -> Path:
+    """Held (flock) by the server that uses this data directory, with its pid and port inside."""
+    return root / "server.lock"
+
+
 def token_file(root: Path) -> Path:
     """The running server's bearer token (0600), when it requires one: clients read it from here."""
     return root / "token"

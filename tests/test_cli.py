@@ -415,6 +415,39 @@ def test_shutdown_stops_the_server_and_its_processes(server: Server, procs: Proc
     procs.names.clear()  # the server stopped them; nobody is left to ask
 
 
+def test_a_second_server_on_the_same_data_directory_is_refused(
+    server: Server, procs: Processes
+) -> None:
+    """It would take the first one's processes for leftovers of a crash and kill them."""
+    info = procs.start("echo", name="kept")
+    other = free_port()
+    command = [sys.executable, "-m", "persistproc", "--serve", "--port", str(other)]
+    second = subprocess.run(
+        [*command, "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert second.returncode == 1
+    message = second.stderr.decode()
+    assert f"in use by another persistproc server (pid {server.proc.pid}, port {server.port})" in (
+        message
+    ), message
+    assert "Traceback" not in message
+    assert psutil.Process(info["pid"]).status() != psutil.STATUS_ZOMBIE  # untouched
+    assert api(server, "GET", "/api/processes/kept")[1]["status"] == "running"
+
+
+def test_shutdown_returns_once_every_process_is_stopped(server: Server, procs: Processes) -> None:
+    """A process that ignores SIGTERM keeps the server busy for its grace period after the port
+    closed: `shutdown` waits for that too, then a new server can take the data directory."""
+    procs.start("sigtrap", "--ignore-term", name="stubborn")
+    result = run_cli(server.port, "shutdown")
+    assert result.returncode == 0, result.stderr
+    assert server.proc.poll() is not None  # exited, not only closed its port
+    procs.names.clear()
+
+
 # ----- rendering ---------------------------------------------------------------------------------
 
 

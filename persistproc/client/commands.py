@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import psutil
+
 from persistproc.client.api import Client, ClientError, ServerUnavailable
 from persistproc.client.follow import LogOptions, print_logs
 from persistproc.client.rawlogs import print_raw
@@ -186,16 +188,28 @@ def cmd_remove(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_shutdown(client: Client, args: argparse.Namespace, out: Output) -> int:
-    client.shutdown()
-    # Return once the port is free, so that `persistproc shutdown && persistproc --serve` works.
+    pid = client.shutdown().get("pid")
+    # Return once the server has exited (it stops every process first, after closing its port),
+    # so that `persistproc shutdown && persistproc --serve` finds the data directory free.
     deadline = time.monotonic() + SHUTDOWN_WAIT
     while time.monotonic() < deadline:
-        try:
-            client.health()
-        except ServerUnavailable:
+        if isinstance(pid, int) and _gone(pid):
             out.line(f"the persistproc server on {client.address} has stopped")
             return 0
-        except ClientError:
-            pass  # answering or closing mid-shutdown: ask again
+        if not isinstance(pid, int):  # an older server: the port closing is all there is to see
+            try:
+                client.health()
+            except ServerUnavailable:
+                out.line(f"the persistproc server on {client.address} has stopped")
+                return 0
+            except ClientError:
+                pass  # answering or closing mid-shutdown: ask again
         time.sleep(0.1)
     raise ClientError(f"the server on {client.address} is still running {SHUTDOWN_WAIT:g} s later")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

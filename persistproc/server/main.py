@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import signal
@@ -138,6 +139,12 @@ def serve(
         print(f"persistproc: {error}", file=sys.stderr)
         return 1
     paths.ensure_private_dir(data_dir)
+    try:
+        lock = lock_data_dir(data_dir, sock.getsockname()[1])
+    except DataDirInUse as error:
+        sock.close()
+        print(f"persistproc: {error}", file=sys.stderr)
+        return 1
     setup_logging(data_dir)
     token_file = paths.token_file(data_dir)
     if token is not None:
@@ -147,6 +154,7 @@ def serve(
             token_file.unlink()  # a previous server's: clients would send a token nobody wants
     unix_path = paths.server_socket(data_dir, sock.getsockname()[1])
     unix = bind_unix(unix_path)
+    unix_id = _file_id(unix_path) if unix is not None else None
     supervisor = Supervisor(data_dir, max_log_bytes=max_log_bytes)
     hint = f" in {token_file} (or from ${TOKEN_ENV})."
     app = build_app(supervisor, token=token, token_hint=hint)
@@ -178,12 +186,47 @@ def serve(
     try:
         asyncio.run(server.serve(sockets=[sock] if unix is None else [sock, unix]))
     finally:
-        if unix is not None:
+        if unix is not None and _file_id(unix_path) == unix_id:
             with contextlib.suppress(OSError):
-                unix_path.unlink()
+                unix_path.unlink()  # ours, not a newer server's
         if token is not None:
             with contextlib.suppress(OSError):
                 if token_file.read_text(encoding="ascii").strip() == token:
                     token_file.unlink()  # ours, not a newer server's
     log.info("stopped")
+    os.close(lock)  # last: a server waiting for this data directory may start now
     return 0
+
+
+class DataDirInUse(Exception):
+    pass
+
+
+def lock_data_dir(data_dir: Path, port: int) -> int:
+    """Hold the data directory for this server's life: two servers on one directory would each
+    take the other's processes for leftovers of a crash and kill them, and share one token file.
+    Returns the descriptor that holds the lock (closed at exit, or by the kernel at a crash)."""
+    path = paths.lock_file(data_dir)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 200, 0).decode("ascii", "replace").split()
+        os.close(fd)
+        pid, other = [*holder, "?", "?"][:2]
+        raise DataDirInUse(
+            f"the data directory {data_dir} is in use by another persistproc server (pid {pid},"
+            f" port {other}): stop it with `persistproc --port {other} shutdown`, or give this"
+            " one its own --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {port}\n".encode(), 0)
+    return fd
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino

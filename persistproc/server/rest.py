@@ -238,7 +238,11 @@ def build_rest_app(
         log.info("shutdown requested over HTTP")
         # A background task runs once the answer is sent, so the client hears back before the
         # server starts to stop.
-        return JSONResponse({"shutting_down": True}, background=BackgroundTask(shutdown_action))
+        # the pid lets the client wait for the whole exit (every process stopped), not only
+        # for the port to close, which comes first
+        return JSONResponse(
+            {"shutting_down": True, "pid": os.getpid()}, background=BackgroundTask(shutdown_action)
+        )
 
     routes = [
         Route("/processes", _endpoint(list_processes), methods=["GET"]),
