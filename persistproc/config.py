@@ -45,6 +45,11 @@ TOKEN_MIN_LENGTH = 16
 _TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: it travels in an HTTP header
 
 
+def is_token_shaped(value: str) -> bool:
+    """Visible ASCII only: a token travels in an HTTP header."""
+    return bool(_TOKEN_SHAPE.fullmatch(value))
+
+
 def server_token(option: str | None, environ: dict[str, str] | None = None) -> str | None:
     """The bearer token the server requires: --token's value (`generate`: a new random one), else
     $PERSISTPROC_TOKEN, else None (no token required). A malformed token is a ValueError naming

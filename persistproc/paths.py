@@ -22,6 +22,9 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 def ensure_private_dir(path: Path) -> Path:
     """Create path (and parents) readable by the owner only: logs and state hold secrets at times."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        path.chmod(0o700)  # made earlier by hand (mkdir's umask): ours, so made private now
     return path
 
 

@@ -361,3 +361,46 @@ async def test_the_server_log_holds_no_environment_output_or_token(
     for text in (log, stderr):
         assert SECRET not in text and SECRET[7:] not in text
         assert token not in text
+
+
+# ----- the client's side of the token ------------------------------------------------------------
+
+
+def test_the_client_sends_the_token_to_loopback_only(tmp_path: Path) -> None:
+    from persistproc import paths
+    from persistproc.client.api import Client
+
+    paths.ensure_private_dir(tmp_path)
+    paths.token_file(tmp_path).write_text("a-token-of-twenty-chars\n")
+    local = Client("127.0.0.1", 1, data_dir=tmp_path)
+    remote = Client("192.0.2.1", 1, data_dir=tmp_path)
+    assert local.headers() == {"Authorization": "Bearer a-token-of-twenty-chars"}
+    assert remote.headers() == {}  # never handed to another machine
+
+
+def test_an_unusable_client_token_is_a_clear_error_without_the_value(tmp_path: Path) -> None:
+    secret = "tok\u20acn-with-a-euro-sign"
+    env = {
+        **clean_environment(),
+        "PERSISTPROC_TOKEN": secret,
+        "PERSISTPROC_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "persistproc", "list"],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    message = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in message
+    assert "the token in $PERSISTPROC_TOKEN is not usable" in message and secret not in message
+
+
+def test_a_data_directory_made_by_hand_is_made_private(tmp_path: Path) -> None:
+    from persistproc import paths
+
+    directory = tmp_path / "data"
+    directory.mkdir(mode=0o755)
+    paths.ensure_private_dir(directory)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700

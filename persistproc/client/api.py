@@ -19,7 +19,8 @@ from typing import Any, TypeAlias
 from urllib.parse import quote, urlencode
 
 from persistproc import paths
-from persistproc.config import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+from persistproc.config import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, is_token_shaped
+from persistproc.hostcheck import is_loopback_host
 
 DEFAULT_TIMEOUT = 30.0
 # Extra seconds on top of a wait the server does on our behalf, so the reply arrives before the
@@ -34,12 +35,24 @@ def find_token(data_dir: Path, environ: dict[str, str] | None = None) -> str | N
     directory, else None (the server requires none)."""
     value = (environ if environ is not None else os.environ).get(TOKEN_ENV, "").strip()
     if value:
-        return value
+        return _usable(value, f"${TOKEN_ENV}")
+    path = paths.token_file(data_dir)
     try:
-        value = paths.token_file(data_dir).read_text(encoding="utf-8").strip()
+        value = path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return None
-    return value or None
+    return _usable(value, str(path)) if value else None
+
+
+def _usable(token: str, source: str) -> str:
+    """A token goes into an HTTP header: one that cannot is an error naming where it came from
+    (never the value: it is a secret)."""
+    if not is_token_shaped(token):
+        raise ClientError(
+            f"the token in {source} is not usable: a token is visible ASCII characters (letters,"
+            " digits, punctuation), with no spaces or line breaks"
+        )
+    return token
 
 
 class ClientError(Exception):
@@ -105,10 +118,13 @@ class Client:
     def headers(self) -> dict[str, str]:
         """The Authorization header when there is a token to send (read each time: a server
         started meanwhile may have written one)."""
+        if not is_loopback_host(self.host):
+            return {}  # a token is for this machine's server only, never sent elsewhere
         if self.data_dir is not None:
             token = find_token(self.data_dir)
         else:
-            token = os.environ.get(TOKEN_ENV, "").strip() or None
+            value = os.environ.get(TOKEN_ENV, "").strip()
+            token = _usable(value, f"${TOKEN_ENV}") if value else None
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:

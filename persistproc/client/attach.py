@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from persistproc.client.api import Client, ClientError
 from persistproc.detach import DOUBLE_PRESS_SECONDS, HOLD_SECONDS, DetachMatcher
@@ -80,6 +80,8 @@ async def attach(client: Client, target: str, read_only: bool, detach_key: int) 
         except (ValueError, KeyError, TypeError):
             reason = f"HTTP {response.status_code}"
         raise ClientError(f"the server refused to attach: {reason}") from None
+    except InvalidHandshake as error:  # closed mid-handshake: a server stopping, or not ours
+        raise ClientError(f"could not attach through {client.address}: {error}") from None
     async with websocket:
         try:
             hello = json.loads(await websocket.recv())

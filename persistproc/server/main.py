@@ -70,7 +70,11 @@ def bind_unix(path: Path) -> socket.socket | None:
             try:
                 probe.connect(str(path))
             except OSError:
-                path.unlink()  # nobody answers: left over from a server that did not stop cleanly
+                try:
+                    path.unlink()  # nobody answers: left by a server that did not stop cleanly
+                except OSError as error:  # not a socket we can replace (a directory, say)
+                    log.warning("no Unix socket: cannot replace %s: %s", path, error.strerror)
+                    return None
             else:
                 log.warning("no Unix socket: another server answers on %s", path)
                 return None

@@ -13,12 +13,14 @@ Where none is available (macOS has no /proc nor sock_diag), no check is made; th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import logging
 import os
 import socket
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -166,14 +168,32 @@ class PeerGuard:
 
 
 def _tcp_method(proc_net: Path) -> str | None:
-    """sock_diag when it answers (a lookup of a connection that cannot exist: port 0), else the
-    /proc tables when they exist, else None: no check possible."""
+    """sock_diag when it finds a real loopback connection of ours, else the /proc tables when
+    they find it, else None: no check possible. (A kernel without the TCP diag module answers
+    "no such socket" to every lookup, as it does for one that does not exist: only a lookup of
+    a connection that does exist tells them apart.)"""
     try:
-        diag_peer_uid(("127.0.0.1", 0), ("127.0.0.1", 0))
-        return "sock_diag"
-    except (OSError, AttributeError):  # AttributeError: no AF_NETLINK on this platform
+        with _loopback_pair() as (peer, ours):
+            with contextlib.suppress(OSError, AttributeError):  # no AF_NETLINK: not Linux
+                if diag_peer_uid(peer, ours) == os.geteuid():
+                    return "sock_diag"
+            if (proc_net / "tcp").exists() and tcp_peer_uid(peer, ours, proc_net) == os.geteuid():
+                return "proc"
+    except OSError:
         pass
-    return "proc" if (proc_net / "tcp").exists() else None
+    return None
+
+
+@contextlib.contextmanager
+def _loopback_pair() -> Iterator[tuple[tuple[str, int], tuple[str, int]]]:
+    """A connected pair on 127.0.0.1: (the client end's address, the accepted end's address)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname(), timeout=2) as client:
+            accepted, _ = listener.accept()
+            with accepted:
+                yield client.getsockname()[:2], accepted.getsockname()[:2]
 
 
 def peer_checked_protocol(guard: PeerGuard) -> type[asyncio.Protocol]:
