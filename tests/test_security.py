@@ -269,6 +269,9 @@ def test_the_cli_finds_the_token_by_itself(start: Starter, tmp_path: Path) -> No
     # $PERSISTPROC_TOKEN wins over the file.
     told = _cli("--port", str(server.port), "list", PERSISTPROC_TOKEN=token_or_fail(server))
     assert told.returncode == 0, told.stderr
+    # A wrong one: the refusal says which token was refused.
+    wrong = _cli("--port", str(server.port), "list", PERSISTPROC_TOKEN="w" * 20, **data)
+    assert wrong.returncode == 1 and "it refused the token from $PERSISTPROC_TOKEN" in wrong.stderr
 
 
 def token_or_fail(server: Server) -> str:

@@ -187,7 +187,14 @@ class Client:
             ) from None
         finally:
             connection.close()
-        return _decode(status, reason, data, self.address)
+        try:
+            return _decode(status, reason, data, self.address)
+        except ApiError as error:
+            if error.status != 401 or "Authorization" not in headers:
+                raise
+            # the server says where tokens come from; add which one it refused
+            source = f"${TOKEN_ENV}" if os.environ.get(TOKEN_ENV, "").strip() else "the token file"
+            raise ApiError(401, f"{error} (it refused the token from {source})") from None
 
     # ----- one method per route -----------------------------------------------------------------
     def health(self) -> dict[str, Any]:
