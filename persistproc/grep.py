@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from itertools import chain
 from typing import Protocol
 
 import regex
@@ -87,12 +88,12 @@ def _candidates(
     committed = text_blocks(snapshot.store, first, snapshot.committed, backwards, block_bytes)
     pending_from = max(first, snapshot.committed + 1)
     pending = (
-        (pending_from, "\n".join(snapshot.pending[pending_from - snapshot.committed - 1 :]))
+        [(pending_from, "\n".join(snapshot.pending[pending_from - snapshot.committed - 1 :]))]
         if pending_from <= snapshot.total
-        else None
+        else []
     )
     blocks: Iterator[tuple[int, str]] = (
-        _chain(pending, committed) if backwards else _chain_after(committed, pending)
+        chain(pending, committed) if backwards else chain(committed, pending)
     )
     for top, text in blocks:
         found = (
@@ -141,22 +142,6 @@ def _over_budget(number: int) -> InvalidInput:
         f"grep took longer than {GREP_BUDGET:.0f} s and was stopped at line {number}:"
         " use a simpler pattern or pass since= to search a smaller range"
     )
-
-
-def _chain(
-    head: tuple[int, str] | None, rest: Iterator[tuple[int, str]]
-) -> Iterator[tuple[int, str]]:
-    if head is not None:
-        yield head
-    yield from rest
-
-
-def _chain_after(
-    rest: Iterator[tuple[int, str]], tail: tuple[int, str] | None
-) -> Iterator[tuple[int, str]]:
-    yield from rest
-    if tail is not None:
-        yield tail
 
 
 def _block_pattern(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
