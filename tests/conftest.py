@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
+from survivors import kill_tagged, tagged
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RUN_MARKER_ENV = "PERSISTPROC_RUN_ID"  # set by the server in every child's environment
@@ -111,31 +112,12 @@ def _without_token(environ: os._Environ[str]) -> dict[str, str]:
 
 def leftover_processes() -> list[psutil.Process]:
     """Live processes (not zombies) that a server of this test session started."""
-    found = []
-    for process in psutil.process_iter(["pid", "status"]):
-        try:
-            if process.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            env = process.environ()
-            if RUN_MARKER_ENV in env and env.get(SESSION_ENV) == SESSION:
-                found.append(process)
-        except (psutil.Error, OSError):
-            continue
-    return found
+    return tagged(SESSION, SESSION_ENV)
 
 
 def kill_leftovers() -> list[str]:
     """Kill every leftover child of a server; describe what was found."""
-    leftovers = leftover_processes()
-    described = []
-    for process in leftovers:
-        try:
-            described.append(f"{process.pid} {' '.join(process.cmdline())}")
-            process.kill()
-        except psutil.Error:
-            continue
-    psutil.wait_procs(leftovers, timeout=5)
-    return described
+    return kill_tagged(SESSION, SESSION_ENV)
 
 
 @pytest.fixture

@@ -106,3 +106,14 @@ def server_starter(tmp_path: Path) -> Iterator[Starter]:
 
 def stderr_of(tmp_path: Path, server: Server) -> str:
     return (tmp_path / f"stderr-{server.port}").read_text(errors="replace")
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m persistproc ARGS` in a clean environment plus `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "persistproc", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_environment(**env),
+    )

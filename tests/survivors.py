@@ -42,8 +42,9 @@ def watch(pids: list[int]) -> list[psutil.Process]:
     return watched
 
 
-def tagged(tag: str) -> list[psutil.Process]:
-    """Live processes (zombies excluded) started by a server with this tag in their environment."""
+def tagged(tag: str, variable: str = TAG_ENV) -> list[psutil.Process]:
+    """Live processes (zombies excluded) started by a server with `variable=tag` in their
+    environment (TAG_ENV when passed to start_process; other tests set their own variable)."""
     found = []
     me, uid = os.getpid(), os.getuid()
     for process in psutil.process_iter(["pid", "uids", "status"]):
@@ -56,7 +57,7 @@ def tagged(tag: str) -> list[psutil.Process]:
             environ = process.environ()
         except (psutil.Error, OSError):
             continue
-        if RUN_MARKER_ENV in environ and environ.get(TAG_ENV) == tag:
+        if RUN_MARKER_ENV in environ and environ.get(variable) == tag:
             found.append(process)
     return [p for p in found if _alive(p)]
 
@@ -81,9 +82,9 @@ def wait_gone(tag: str, watched: list[psutil.Process], timeout: float) -> float:
     return time.monotonic() - started
 
 
-def kill_tagged(tag: str) -> list[str]:
+def kill_tagged(tag: str, variable: str = TAG_ENV) -> list[str]:
     """Safety net for teardown: kill whatever carries the tag; describe what was found."""
-    found = tagged(tag)
+    found = tagged(tag, variable)
     described = []
     for process in found:
         with contextlib.suppress(psutil.Error):

@@ -51,10 +51,7 @@ async def test_fifty_megabytes_as_fast_as_possible_are_kept_byte_exact(
     command, expected = _writer(tmp_path, 500_000)  # 50 MB
     async with connect(server, tmp_path) as mcp:
         info = await mcp.start(command, name="fifty")
-        status = await poll(
-            lambda: mcp.call("get_process_status", name="fifty"),
-            lambda s: s["status"] != "running",
-        )
+        status = await _finished(mcp, "fifty")
         assert status["exit_code"] == 0, status
         raw = _raw(info)
         assert len(raw) == len(expected)

@@ -148,9 +148,7 @@ def test_lines_that_cannot_be_saved_stay_readable_from_memory(tmp_path: Path) ->
     store = LineStore(tmp_path / "a.log")
     store.append(["saved 1", "saved 2"])
     store.flush()
-    # From here every write fails, as on a full disk (/dev/full answers ENOSPC).
-    store.close()
-    store._writer = open("/dev/full", "ab", buffering=256 * 1024)  # noqa: SIM115
+    _fill_the_disk(store)
     store.append(["lost in the buffer"])
     store.flush()
     assert store.write_error and "not being saved" in store.write_error
@@ -168,8 +166,7 @@ def test_lines_that_cannot_be_saved_stay_readable_from_memory(tmp_path: Path) ->
 def test_lines_in_the_buffer_when_a_flush_fails_stay_readable(tmp_path: Path) -> None:
     store = LineStore(tmp_path / "a.log")
     store.append(["saved"])
-    store.close()
-    store._writer = open("/dev/full", "ab", buffering=256 * 1024)  # noqa: SIM115
+    _fill_the_disk(store)
     store.append(["buffered 1", "buffered 2"])  # in the writer's buffer: not on disk yet
     store.flush()  # fails: the disk is full
     store.append(["after"])
@@ -184,8 +181,7 @@ def test_lines_in_the_buffer_when_a_flush_fails_stay_readable(tmp_path: Path) ->
 def test_a_copy_of_a_store_that_cannot_write_keeps_its_lines_in_memory(tmp_path: Path) -> None:
     store = LineStore(tmp_path / "a.log")
     store.append(["l1", "l2"])
-    store.close()
-    store._writer = open("/dev/full", "ab", buffering=256 * 1024)  # noqa: SIM115
+    _fill_the_disk(store)
     store.append(["l3", "l4"])
     store.flush()
     twin = store.copy_to(tmp_path / "b.log")
@@ -200,3 +196,9 @@ def test_a_torn_last_line_is_cut_before_appending(tmp_path: Path) -> None:
     store.append(["c", "d"])
     store.close()
     assert LineStore(tmp_path / "a.log").read(1, 10) == ["a", "b", "c", "d"]
+
+
+def _fill_the_disk(store: LineStore) -> None:
+    """From here every write of the store fails, as on a full disk (/dev/full answers ENOSPC)."""
+    store.close()
+    store._writer = open("/dev/full", "ab", buffering=256 * 1024)  # noqa: SIM115

@@ -29,10 +29,10 @@ def _expected(data: bytes) -> list[str]:
     return machine.feed(data) + machine.finish()
 
 
-def _crash_while_recording(log_dir: Path, data: bytes) -> None:
-    """Feed a live recording, flush as the server's tick does, then drop it without finishing:
+def _crash_while_recording(log_dir: Path, data: bytes, max_log_bytes: int = 2 * 1024**3) -> None:
+    """Feed a live recording, flush as the server's timer does, then drop it without finishing:
     the clean log lacks the window's lines, as after a SIGKILL."""
-    recording = Recording(log_dir, 80, 24, live=True)
+    recording = Recording(log_dir, 80, 24, live=True, max_log_bytes=max_log_bytes)
     rng = random.Random(5)
     at = 0
     while at < len(data):
@@ -108,13 +108,8 @@ def test_a_run_that_wrote_nothing_to_disk_gets_empty_logs(tmp_path: Path) -> Non
 
 
 def test_stdout_rebuilt_from_a_rotated_combined_log_keeps_its_numbering(tmp_path: Path) -> None:
-    recording = Recording(tmp_path, 80, 24, live=True, max_log_bytes=64 * 1024)
     data = b"".join(b"line %d\r\n" % i for i in range(1, 5001))
-    recording.ingest("stdout", data)
-    assert recording.raw is not None
-    recording.raw.close()
-    for view in recording.views.values():
-        view.store.close()
+    _crash_while_recording(tmp_path, data, max_log_bytes=64 * 1024)
     recovery.recover(tmp_path, 64 * 1024)
     combined = LineStore(tmp_path / "combined.log")
     stdout = LineStore(tmp_path / "stdout.log")

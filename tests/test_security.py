@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import Server, free_port
 from fastmcp import Client as McpClient
-from secure_server import Starter, clean_environment, server_starter, stderr_of
+from secure_server import Starter, clean_environment, cli, server_starter, stderr_of
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -231,21 +231,11 @@ def test_a_generated_token_is_written_0600_and_a_stale_one_removed(start: Starte
     assert _status(f"{tokenless.base}/health", {}) == 200
 
 
-def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "persistproc", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_environment(**env),
-    )
-
-
 def test_the_cli_finds_the_token_by_itself(start: Starter, tmp_path: Path) -> None:
     server = start("--token", "generate")
     data = {"PERSISTPROC_DATA_DIR": str(server.data_dir)}
     # Over the Unix socket (no address given), and over TCP (--port given).
-    started = _cli(
+    started = cli(
         "run",
         "--detach",
         "--name",
@@ -257,20 +247,20 @@ def test_the_cli_finds_the_token_by_itself(start: Starter, tmp_path: Path) -> No
         PERSISTPROC_PORT=str(server.port),
     )
     assert started.returncode == 0, started.stderr
-    listed = _cli("--port", str(server.port), "list", "--json", **data)
+    listed = cli("--port", str(server.port), "list", "--json", **data)
     assert listed.returncode == 0, listed.stderr
     assert [p["name"] for p in json.loads(listed.stdout)] == ["tok"]
     # Another data directory holds no token: the refusal says what is missing and where to look.
-    other = _cli("--port", str(server.port), "list", PERSISTPROC_DATA_DIR=str(tmp_path / "other"))
+    other = cli("--port", str(server.port), "list", PERSISTPROC_DATA_DIR=str(tmp_path / "other"))
     assert other.returncode == 1 and "Traceback" not in other.stderr
     assert (
         "requires a bearer token" in other.stderr and str(server.data_dir / "token") in other.stderr
     )
     # $PERSISTPROC_TOKEN wins over the file.
-    told = _cli("--port", str(server.port), "list", PERSISTPROC_TOKEN=token_or_fail(server))
+    told = cli("--port", str(server.port), "list", PERSISTPROC_TOKEN=token_or_fail(server))
     assert told.returncode == 0, told.stderr
     # A wrong one: the refusal says which token was refused.
-    wrong = _cli("--port", str(server.port), "list", PERSISTPROC_TOKEN="w" * 20, **data)
+    wrong = cli("--port", str(server.port), "list", PERSISTPROC_TOKEN="w" * 20, **data)
     assert wrong.returncode == 1 and "it refused the token from $PERSISTPROC_TOKEN" in wrong.stderr
 
 
@@ -289,7 +279,7 @@ def token_or_fail(server: Server) -> str:
 def test_a_bad_token_is_refused_before_serving(
     options: list[str], env: dict[str, str], expected: str, tmp_path: Path
 ) -> None:
-    result = _cli(
+    result = cli(
         "--serve", "--port", str(free_port()), "--data-dir", str(tmp_path), *options, **env
     )
     assert result.returncode == 2 and expected in result.stderr
@@ -297,7 +287,7 @@ def test_a_bad_token_is_refused_before_serving(
 
 
 def test_token_goes_with_serve_only() -> None:
-    result = _cli("--token", TOKEN, "list")
+    result = cli("--token", TOKEN, "list")
     assert result.returncode == 2 and "--token goes with --serve" in result.stderr
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Server, free_port
-from secure_server import Starter, clean_environment, server_starter
+from secure_server import Starter, cli, server_starter
 
 from persistproc import paths
 from persistproc.client.api import Client, ClientError
@@ -188,16 +188,6 @@ def test_the_kernel_names_the_owner_of_a_live_connection(address: str) -> None:
 # ----- the Unix socket --------------------------------------------------------------------------
 
 
-def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "persistproc", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_environment(**env),
-    )
-
-
 @contextmanager
 def _only_on_the_socket(server: Server) -> Iterator[int]:
     """Move the server's socket to the name of a port nobody listens on: a client asking for that
@@ -231,10 +221,10 @@ def test_the_cli_talks_over_the_unix_socket(
     _assert_private(socket_path)
     data = {"PERSISTPROC_DATA_DIR": str(data_dir)}
     with _only_on_the_socket(server) as port:
-        listed = _cli("list", "--json", PERSISTPROC_PORT=str(port), **data)
+        listed = cli("list", "--json", PERSISTPROC_PORT=str(port), **data)
         assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
         # An address on the command line means TCP to that address, never the socket.
-        explicit = _cli("--port", str(port), "list", **data)
+        explicit = cli("--port", str(port), "list", **data)
         assert explicit.returncode == 1 and "no persistproc server" in explicit.stderr
     server.stop()
     assert not socket_path.exists()

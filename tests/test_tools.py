@@ -8,7 +8,6 @@ wait_for_output, or polling with a deadline), never on fixed sleeps.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from typing import Any
 import psutil
 import pytest
 from fastmcp import Client
+from survivors import kill_tagged, tagged
 
 from persistproc import grep
 from persistproc.config import RUN_MARKER_ENV
@@ -114,33 +114,6 @@ def _size(data: Any) -> int:
     return len(json.dumps(data))
 
 
-def _leftovers(token: str) -> list[psutil.Process]:
-    found = []
-    me, uid = os.getpid(), os.getuid()
-    for process in psutil.process_iter(["pid", "uids"]):
-        uids = process.info["uids"]
-        if process.pid == me or uids is None or uids.real != uid:
-            continue
-        try:
-            environ = process.environ()
-        except (psutil.Error, OSError):
-            continue
-        if RUN_MARKER_ENV in environ and environ.get(TOKEN_ENV) == token:
-            found.append(process)
-    return found
-
-
-def _kill_leftovers(token: str) -> list[str]:
-    leftovers = _leftovers(token)
-    described = []
-    for process in leftovers:
-        with contextlib.suppress(psutil.Error):
-            described.append(f"{process.pid} {' '.join(process.cmdline())[:200]}")
-            process.kill()
-    psutil.wait_procs(leftovers, timeout=5)
-    return described
-
-
 @pytest.fixture
 async def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Tools]:
     token = uuid.uuid4().hex
@@ -156,7 +129,7 @@ async def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         try:
             await supervisor.shutdown()
         finally:
-            leftovers = _kill_leftovers(token)
+            leftovers = kill_tagged(token, TOKEN_ENV)
     assert not leftovers, f"processes outlived Supervisor.shutdown(): {leftovers}"
 
 
@@ -211,9 +184,9 @@ async def test_start_process_waits_for_ready_and_reuses_a_running_duplicate(tool
 
 async def test_the_safety_net_sees_this_tests_children(tools: Tools) -> None:
     started = await tools.start(fixture("echo"), name="seen", wait_for="READY")
-    assert started["pid"] in {process.pid for process in _leftovers(tools.token)}
+    assert started["pid"] in {process.pid for process in tagged(tools.token, TOKEN_ENV)}
     await tools.ok("stop_process", name="seen")
-    assert _leftovers(tools.token) == []
+    assert tagged(tools.token, TOKEN_ENV) == []
 
 
 async def test_start_without_working_directory_says_which_it_used(tools: Tools) -> None:
