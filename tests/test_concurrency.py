@@ -139,8 +139,12 @@ def runs_alive(tag: str) -> dict[str, dict[str, list[psutil.Process]]]:
             environ = process.environ()
         except psutil.Error:
             continue
+        marker = environ.get(RUN_MARKER_ENV)
+        if marker is None or environ.get(TAG_ENV) != tag:
+            # The process ended after `tagged` saw it and its pid went to someone else.
+            continue
         runs = by_name.setdefault(environ.get(NAME_ENV, "?"), {})
-        runs.setdefault(environ[RUN_MARKER_ENV], []).append(process)
+        runs.setdefault(marker, []).append(process)
     return by_name
 
 
