@@ -20,6 +20,7 @@ import psutil
 from persistproc import spawn, tree
 from persistproc.config import RUN_MARKER_ENV
 from persistproc.errors import PersistprocError
+from persistproc.interleave import Interleaving
 from persistproc.logs import DEFAULT_MAX_BYTES
 from persistproc.model import RunRecord, Status, describe_wait_status, now_iso
 from persistproc.recording import Recording
@@ -27,6 +28,7 @@ from persistproc.recording import Recording
 READS_PER_WAKEUP = 16  # bounded, so one chatty child cannot starve the loop
 DRAIN_GRACE = 2.0  # after exit, how long to wait for descendants to let go of the terminal
 FLUSH_SECONDS = 0.05  # how long output may wait in buffers before it is written to its files
+HOLD_SECONDS = 0.05  # how long one stream's output may wait behind the other's burst
 MAX_PENDING_INPUT = 1024 * 1024
 
 
@@ -50,6 +52,8 @@ class Run:
         self._on_end: Callable[[Run], None] | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._order = Interleaving(recording.ingest)
 
     # ----- starting -------------------------------------------------------------------------
     @classmethod
@@ -124,24 +128,46 @@ class Run:
 
     # ----- the hot path ---------------------------------------------------------------------
     def _on_readable(self, fd: int, stream: str) -> None:
-        read = False
+        read = last = 0
+        held = self._order.holding
         try:
             for _ in range(READS_PER_WAKEUP):
                 try:
                     data = os.read(fd, 65536)
                 except BlockingIOError:
-                    return
+                    break
                 except OSError:
                     data = b""  # EIO: every slave end is closed and the buffer is drained
                 if not data:
+                    self._order.read_dry(stream, 0)
                     self._close_fd(fd)
                     return
-                self.recording.ingest(stream, data)
-                read = True
+                self._order.add(stream, data)
+                read, last = read + 1, len(data)
+            self._order.read_dry(stream, last)
         finally:
-            if read:  # waiters wake once per wakeup, not once per 4 KiB read
+            if read or (held and not self._order.holding):
+                # waiters wake once per wakeup, not once per 4 KiB read
                 self._notify()
                 self._flush_soon()
+            self._time_hold()
+
+    def _time_hold(self) -> None:
+        """Held output waits at most HOLD_SECONDS from when holding began."""
+        if self._order.holding:
+            if self._hold_timer is None:
+                loop = asyncio.get_running_loop()
+                self._hold_timer = loop.call_later(HOLD_SECONDS, self._release_held)
+        elif self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _release_held(self) -> None:
+        self._hold_timer = None
+        if self._order.holding:
+            self._order.expire()
+            self._notify()
+            self._flush_soon()
 
     def _close_fd(self, fd: int) -> None:
         if self._open_fds.pop(fd, None) is None:
@@ -175,6 +201,8 @@ class Run:
             return
         if self._drain_timer is not None:
             self._drain_timer.cancel()
+        self._order.release()
+        self._time_hold()
         assert self._child is not None
         # a log that cannot be finished must not keep the run "running" forever
         with contextlib.suppress(OSError):
@@ -270,42 +298,15 @@ class Run:
         """Kill what is left of an ended run: descendants that ignored the terminal's hangup or
         left its session. Found by the run marker only: the root's pid may belong to another
         process by now."""
-        strays = await asyncio.to_thread(tree.find_tree, None, self.marker)
-        if strays:
-            tree.signal_tree(strays, tree.KILL)
-            # as stop does: return once they are gone, so a restart never overlaps them
-            await asyncio.to_thread(psutil.wait_procs, strays, timeout=5)
+        # as stop does: return once they are gone, so a restart never overlaps them
+        await asyncio.to_thread(lambda: tree.kill_and_wait(tree.find_tree(None, self.marker)))
 
     async def stop(self, force: bool, timeout: float) -> None:
         """Signal the whole tree; SIGKILL after timeout; return when all of it is gone."""
         if self._child is None or not self.running:
             return
         self.stop_requested = True
-        loop = asyncio.get_running_loop()
-        signum = tree.KILL if force else tree.TERMINATE
-        deadline = loop.time() + (0 if force else timeout)
-        give_up = loop.time() + timeout + 15
-        processes = await asyncio.to_thread(tree.find_tree, self._child.pid, self.marker)
-        tree.signal_tree(processes, signum)
-        while True:
-            processes = tree.alive(processes)
-            if not processes and self._exited:
-                # one more look for stragglers forked while we were signalling; the root is reaped,
-                # so its pid may be someone else's now: the marker alone finds ours
-                processes = await asyncio.to_thread(tree.find_tree, None, self.marker)
-                if not processes:
-                    break
-                tree.signal_tree(processes, signum)
-            if signum != tree.KILL and loop.time() >= deadline:
-                signum = tree.KILL
-                root = None if self._exited else self._child.pid
-                processes = await asyncio.to_thread(tree.find_tree, root, self.marker)
-                tree.signal_tree(processes, signum)
-            if loop.time() > give_up:
-                pids = ", ".join(str(p.pid) for p in processes)
-                raise PersistprocError(f"processes survived SIGKILL (pids {pids})")
-            # polling the OS for the exit of processes that are not our children
-            await asyncio.sleep(0.02)
+        await tree.stop_tree(self._child.pid, self.marker, lambda: self._exited, force, timeout)
         if self._open_fds:
             self._hang_up()
         await self.ended.wait()

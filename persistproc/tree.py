@@ -7,13 +7,16 @@ carrying the run's marker in their environment (lost only by a program that clea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 
 import psutil
 
 from persistproc.config import RUN_MARKER_ENV
+from persistproc.errors import PersistprocError
 
 
 def _has_marker(process: psutil.Process, marker: str) -> bool:
@@ -78,6 +81,38 @@ def kill_and_wait(processes: list[psutil.Process], timeout: float = 5) -> None:
     if processes:
         signal_tree(processes, KILL)
         psutil.wait_procs(processes, timeout=timeout)
+
+
+async def stop_tree(
+    root_pid: int, marker: str, exited: Callable[[], bool], force: bool, timeout: float
+) -> None:
+    """Signal the run's whole tree (SIGTERM, or SIGKILL when forced), SIGKILL what is left after
+    timeout, and return once all of it is gone. exited: whether the root has been reaped."""
+    loop = asyncio.get_running_loop()
+    signum = KILL if force else TERMINATE
+    deadline = loop.time() + (0 if force else timeout)
+    give_up = loop.time() + timeout + 15
+    processes = await asyncio.to_thread(find_tree, root_pid, marker)
+    signal_tree(processes, signum)
+    while True:
+        processes = alive(processes)
+        if not processes and exited():
+            # one more look for stragglers forked while we were signalling; the root is reaped,
+            # so its pid may be someone else's now: the marker alone finds ours
+            processes = await asyncio.to_thread(find_tree, None, marker)
+            if not processes:
+                return
+            signal_tree(processes, signum)
+        if signum != KILL and loop.time() >= deadline:
+            signum = KILL
+            root = None if exited() else root_pid
+            processes = await asyncio.to_thread(find_tree, root, marker)
+            signal_tree(processes, signum)
+        if loop.time() > give_up:
+            pids = ", ".join(str(p.pid) for p in processes)
+            raise PersistprocError(f"processes survived SIGKILL (pids {pids})")
+        # polling the OS for the exit of processes that are not our children
+        await asyncio.sleep(0.02)
 
 
 def _alive(process: psutil.Process) -> bool:
