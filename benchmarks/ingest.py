@@ -67,7 +67,9 @@ async def info(client: Client, name: str) -> dict[str, Any]:
     return info
 
 
-async def _persistproc(server: Server, path: Path, last_line: str) -> float:
+async def _persistproc(server: Server, path: Path, last_line: str, waiting: bool = False) -> float:
+    """Seconds until the run of `cat path` has ended. waiting: an agent waits for a line that
+    never comes (wait_for_output scans every line as it arrives) instead of polling."""
     async with Client(server.url) as client:
         started = time.perf_counter()
         result = await call(
@@ -76,10 +78,15 @@ async def _persistproc(server: Server, path: Path, last_line: str) -> float:
             {"command": f"cat {path}", "working_directory": str(path.parent)},
         )
         name = result["name"]
-        # A light poll: get_process_status would measure the process tree each time, and a
-        # wait_for pattern would make the server scan every line it ingests.
-        while (status := await info(client, name))["status"] == "running":
-            await asyncio.sleep(0.005)
+        if waiting:
+            wait = {"name": name, "pattern": "no such line", "timeout": 60, "since": 0}
+            while (await call(client, "wait_for_output", wait))["process"]["status"] == "running":
+                pass
+        else:
+            # A light poll: get_process_status would measure the process tree each time.
+            while (await info(client, name))["status"] == "running":
+                await asyncio.sleep(0.005)
+        status = await info(client, name)
         elapsed = time.perf_counter() - started
         raw = Path(status["log_path"]).read_bytes()
         if raw != path.read_bytes().replace(b"\n", b"\r\n"):
@@ -137,12 +144,15 @@ def _rows(server: Server, label: str, path: Path, repeats: int) -> list[Row]:
     bare = throughput(size, [_bare_pty(path) for _ in range(repeats)])
     mb = f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
     rows = [Row(f"{label} {mb} vs bare PTY read", ours, bare, "MB/s", ">= 0.5x")]
+    rows[0].met = rows[0].ratio >= 0.5
     if shutil.which("tmux"):
         tmux = throughput(size, [_tmux(path) for _ in range(repeats)])
         rows.append(Row(f"{label} {mb} vs tmux", ours, tmux, "MB/s", ">= 2x"))
-    rows[0].met = rows[0].ratio >= 0.5
-    if len(rows) > 1:
-        rows[1].met = rows[1].ratio >= 2
+        rows[-1].met = rows[-1].ratio >= 2
+    waited = [asyncio.run(_persistproc(server, path, last_line, True)) for _ in range(repeats)]
+    name = f"{label} {mb} while an agent waits for a line, vs polling"
+    # informs: an agent waiting must not slow the process down much (no target in the issue)
+    rows.append(Row(name, throughput(size, waited), ours, "MB/s", "-"))
     return rows
 
 

@@ -41,6 +41,14 @@ class Lines(Protocol):
     def total(self) -> int: ...
 
 
+class DeadlinePassed(Exception):
+    """A scan stopped at its deadline, at this line."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 def search(pattern: regex.Pattern[str], text: str) -> bool:
     try:
         return pattern.search(text, timeout=REGEX_LINE_TIMEOUT) is not None
@@ -58,33 +66,40 @@ def grep(
     """Matching lines (the first `lines` after since, or the last `lines` overall) and the
     number of the last line looked at."""
     deadline = time.monotonic() + GREP_BUDGET
-    block_pattern = _block_pattern(pattern)
     matches: list[tuple[int, str]] = []
     backwards = since is None
-    first = max((since or 0) + 1, snapshot.first)
-    candidates = _candidates(snapshot, block_pattern, first, backwards, deadline, block_bytes)
-    for number, text in candidates:
-        if search(pattern, text):
-            matches.append((number, text))
-            if len(matches) >= lines:
-                break
-        if time.monotonic() > deadline:
-            raise _over_budget(number)
-    else:
-        return (matches[::-1] if backwards else matches), snapshot.total
+    first = (since or 0) + 1
+    try:
+        for number, text in candidates(snapshot, pattern, first, backwards, deadline, block_bytes):
+            if search(pattern, text):
+                matches.append((number, text))
+                if len(matches) >= lines:
+                    break
+            if time.monotonic() > deadline:
+                raise DeadlinePassed(number)
+        else:
+            return (matches[::-1] if backwards else matches), snapshot.total
+    except DeadlinePassed as stopped:
+        raise InvalidInput(
+            f"grep took longer than {GREP_BUDGET:.0f} s and was stopped at line {stopped.line}:"
+            " use a simpler pattern or pass since= to search a smaller range"
+        ) from None
     return (matches[::-1], snapshot.total) if backwards else (matches, matches[-1][0])
 
 
-def _candidates(
+def candidates(
     snapshot: Lines,
-    block_pattern: regex.Pattern[str] | None,
+    pattern: regex.Pattern[str],
     first: int,
     backwards: bool,
     deadline: float,
-    block_bytes: int,
+    block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[tuple[int, str]]:
-    """The lines that may match, in scan order: every line of each block the block pattern
-    finds something in (or of every block, without a block pattern)."""
+    """The lines from `first` on that may match, in scan order: every line of each block where
+    the pattern finds something when searched over the whole block (every line of every block
+    for patterns that cannot be). Raises DeadlinePassed once the monotonic deadline passes."""
+    first = max(first, snapshot.first)
+    block_pattern = _block_pattern(pattern)
     committed = text_blocks(snapshot.store, first, snapshot.committed, backwards, block_bytes)
     pending_from = max(first, snapshot.committed + 1)
     pending = (
@@ -103,7 +118,7 @@ def _candidates(
         )
         yield from reversed(list(found)) if backwards else found
         if time.monotonic() > deadline:
-            raise _over_budget(top)
+            raise DeadlinePassed(top)
 
 
 def _lines_of(text: str, top: int) -> Iterator[tuple[int, str]]:
@@ -134,14 +149,7 @@ def _lines_matched(
         yield number, text[start:end]
         position = end + 1
         if time.monotonic() > deadline:
-            raise _over_budget(number)
-
-
-def _over_budget(number: int) -> InvalidInput:
-    return InvalidInput(
-        f"grep took longer than {GREP_BUDGET:.0f} s and was stopped at line {number}:"
-        " use a simpler pattern or pass since= to search a smaller range"
-    )
+            raise DeadlinePassed(number)
 
 
 def _block_pattern(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:

@@ -17,7 +17,7 @@ import regex
 
 from persistproc.cleantext import LineMachine
 from persistproc.errors import InvalidInput
-from persistproc.grep import grep, search
+from persistproc.grep import DeadlinePassed, candidates, grep, search
 from persistproc.logs import LineStore
 
 MAX_LINES = 10_000
@@ -201,13 +201,16 @@ def find(
     """The first line after line `after` that matches, unfinished last line included, skipping
     lines that still read as they did in `seen`; None when nothing matches or the monotonic
     `deadline` passes first."""
-    for number, text in snapshot.iterate(after + 1, snapshot.total):
-        if seen and seen.get(number) == text:
-            continue
-        if search(pattern, text):
-            return number, text
-        if time.monotonic() > deadline:
-            return None
+    try:
+        for number, text in candidates(snapshot, pattern, after + 1, False, deadline):
+            if seen and seen.get(number) == text:
+                continue
+            if search(pattern, text):
+                return number, text
+            if time.monotonic() > deadline:
+                return None
+    except DeadlinePassed:
+        return None
     return None
 
 

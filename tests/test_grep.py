@@ -1,16 +1,17 @@
 """grep by blocks finds exactly what a line-by-line search finds, in both directions, across
-rotated files and the pending window."""
+rotated files and the pending window; so does the scan behind wait_for_output."""
 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistproc import grep
+from persistproc import grep, output
 from persistproc.logs import LineStore
 from persistproc.output import Snapshot
 
@@ -81,3 +82,39 @@ def test_blocks_find_what_lines_find(
     expected = _naive(lines, pattern, count, since, snapshot.first)
     assert [n for n, _ in found] == expected
     assert all(text == lines[n - 1] for n, text in found)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(WORDS, min_size=0, max_size=600),
+    pending=st.integers(0, 70),
+    pattern=st.sampled_from(PATTERNS),
+    after=st.integers(0, 650),
+    seen_every=st.integers(0, 3),
+)
+def test_waiting_finds_the_first_new_line_a_line_by_line_search_finds(
+    lines: list[str], pending: int, pattern: str, after: int, seen_every: int
+) -> None:
+    """wait_for_output's scan (output.find) goes by blocks too, and skips lines it has seen."""
+    pending = min(pending, len(lines))
+    committed = len(lines) - pending
+    seen = {n: t for n, t in enumerate(lines, start=1) if seen_every and n % seen_every == 0}
+    compiled = regex.compile(pattern)
+    expected = next(
+        (
+            (n, t)
+            for n, t in enumerate(lines, start=1)
+            if n > after and seen.get(n) != t and compiled.search(t)
+        ),
+        None,
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        store = LineStore(Path(directory) / "c.log")
+        store.append(lines[:committed])
+        store.flush()
+        snapshot = Snapshot(store, committed, lines[committed:], False, store.first)
+        try:
+            found = output.find(snapshot, compiled, after, time.monotonic() + 60, seen)
+        finally:
+            store.close()
+    assert found == expected
