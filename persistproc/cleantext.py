@@ -9,45 +9,11 @@ committed, and committed history is never rewritten.
 from __future__ import annotations
 
 import codecs
-import re
+
+from persistproc import escapes
 
 ENTER_MARKER = "[persistproc: full-screen program started]"
 EXIT_MARKER = "[persistproc: full-screen program ended]"
-
-# A partial escape longer than this is junk; keeping its prefix is enough to finish parsing it
-# the same way whatever the chunking, since over-long parameter strings are ignored anyway.
-_MAX_ESC = 4096
-_MAX_PARAMS = 64
-_ALT_MODES = frozenset({"1049", "1047", "47"})
-_STRING_START = "]PX^_"  # OSC, DCS, SOS, PM, APC: bodies are discarded, never buffered
-
-# Escape sequences that can never change the text, removed in one C-speed pass. Each
-# alternative matches exactly one whole token of the slow-path grammar (or a malformed prefix
-# that grammar drops), so removing them never joins neighbours into a different sequence and
-# the result does not depend on where chunk boundaries fall.
-_NOOP = re.compile(
-    r"\x1b(?:"
-    r"\[[0-?]*[ -/]*[@IL-`a-egi-km-~]"  # CSI with a final byte we ignore: SGR and friends
-    r"|\[\?(?:25|2004|1|7|12|2026)[hl]"  # frequent private modes (cursor, paste, sync)
-    r"|\[[0-?]*(?:[ -/]+(?=[^ -/@-~])|(?=[^ -~]))"  # CSI cut short by a non-CSI character
-    r"|[\]PX^_][^\x07\x1b\n\x18\x1a]*(?:[\x07\x18\x1a]|\x1b\\|(?=\n|\x1b[^\\]))"
-    r"|[ -/]+[0-~]|[0-OQ-WYZ\\`-~]"  # ESC 7, ESC =, ESC ( B, ...
-    r"|[ -/]*(?=[^ -~])"  # ESC followed by something that cannot continue it
-    r")"
-)
-_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# The same controls for an ASCII string: a handful of C-speed `in` scans beat one regex scan.
-_ASCII_CTRL = tuple(chr(c) for c in [*range(0x09), *range(0x0B, 0x20), 0x7F])
-# The slow path's tokens: text, an erased and rewritten line, a CSI sequence, a run of `\r`
-# frames, or any other character.
-_TOKEN = re.compile(
-    r"(?P<text>[^\x00-\x1f\x7f-\x9f]+)"
-    r"|(?P<rewrite>\x1b\[2K(?P<body>[^\x00-\x1f\x7f-\x9f]*)\n)"  # a line of a redrawn block
-    r"|\x1b\[(?P<params>[0-?]*)(?P<inter>[ -/]*)(?P<final>[@-~])"
-    r"|(?P<frames>(?:\r[^\x00-\x1f\x7f-\x9f]*)+)"
-    r"|(?s:.)"
-)
-_PARTIAL = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07\x1b\n\x18\x1a]*\x1b?|[ -/]*)\Z")
 
 
 class LineMachine:
@@ -115,10 +81,10 @@ class LineMachine:
     def _run(self, s: str) -> None:
         self._carry = ""
         if "\x1b" in s:
-            s = _NOOP.sub("", s)
+            s = escapes.NOOP.sub("", s)
         if "\r" in s:
             s = s.replace("\r\n", "\n")
-        if self._alt or _has_controls(s):
+        if self._alt or escapes.has_controls(s):
             self._slow(s)
         else:
             self._fast(s)
@@ -145,32 +111,32 @@ class LineMachine:
 
     def _slow(self, s: str) -> None:
         # One C-speed scan splits the chunk into tokens; Python only dispatches on each.
-        for m in _TOKEN.finditer(s):
+        for m in escapes.TOKEN.finditer(s):
             kind = m.lastgroup
             if kind == "text":
                 if not self._alt:
                     self._put(m.group())
+            elif kind == "block":
+                if not self._alt:
+                    self._redraw(m.group())
             elif kind == "rewrite":
                 if not self._alt:
-                    self._win[self._row] = ""
-                    if body := m.group("body"):
-                        self._put(body)
-                    self._newline()
+                    self._rewrite(m.group("body"))
             elif kind == "final":
                 self._csi(m.group("params"), m.group("inter"), m.group("final"))
             elif kind == "frames":
                 if not self._alt:
                     self._overlay(m.group().split("\r")[1:])
             elif (c := m.group()) == "\x1b":
-                # _NOOP has removed every other kind of escape, so what is left is the cut-off
+                # NOOP has removed every other kind of escape, so what is left is the cut-off
                 # tail of the chunk; anything else would be a lone ESC, dropped.
                 i = m.start()
-                if _PARTIAL.match(s, i):
-                    if s[i + 1 : i + 2] and s[i + 1] in _STRING_START:
+                if escapes.PARTIAL.match(s, i):
+                    if s[i + 1 : i + 2] and s[i + 1] in escapes.STRING_START:
                         tail = "\x1b" if len(s) - i > 2 and s[-1] == "\x1b" else ""
                         self._carry = s[i : i + 2] + tail
                     else:
-                        self._carry = s[i : i + _MAX_ESC]
+                        self._carry = s[i : i + escapes.MAX_ESC]
                     return
             elif self._alt:
                 pass
@@ -180,6 +146,38 @@ class LineMachine:
                 self._col = max(self._col - 1, 0)
             elif c == "\t":
                 self._tabstop()
+
+    def _rewrite(self, body: str) -> None:
+        """ESC[2K, text, newline: one line of a redrawn block."""
+        self._win[self._row] = ""
+        if body:
+            self._put(body)
+        self._newline()
+
+    def _redraw(self, block: str) -> None:
+        """A status block redrawn in place, maybe many times: each time the cursor goes up and
+        lines are rewritten. When each redraw goes up exactly as many rows as it rewrites, all
+        within the window and the line width, only the last one shows: it alone is written."""
+        redraws = [(up, lines.split("\n")[:-1]) for up, lines in escapes.REDRAW.findall(block)]
+        height = len(redraws[-1][1])
+        first = redraws[-1][1][0][4:]
+        if len(redraws) == 1 and first:
+            first = " " * self._col + first  # ESC[A keeps the column; later redraws start at 0
+        if (
+            height <= self._row
+            and len(block) + len(first) <= self._max
+            and all(
+                len(lines) == height and escapes.csi_count(up) == height for up, lines in redraws
+            )
+        ):
+            top = self._row - height
+            self._win[top : self._row] = [first, *(line[4:] for line in redraws[-1][1][1:])]
+            self._col = 0
+            return
+        for up, lines in redraws:
+            self._csi(up, "", "A")
+            for line in lines:
+                self._rewrite(line[4:])
 
     def _overlay(self, frames: list[str]) -> None:
         """Each frame written from column 0 over the one before, as `\r` does. A frame that a
@@ -270,13 +268,13 @@ class LineMachine:
         self._win[self._row] = line
 
     def _csi(self, params: str, inter: str, final: str) -> None:
-        if inter or len(params) > _MAX_PARAMS:
+        if inter or len(params) > escapes.MAX_PARAMS:
             return
         if params and params[0] in "<=>?":
             if (
                 params[0] == "?"
                 and final in "hl"
-                and _ALT_MODES.intersection(params[1:].split(";"))
+                and escapes.ALT_MODES.intersection(params[1:].split(";"))
             ):
                 self._set_alt(final == "h")
             return
@@ -316,10 +314,3 @@ class LineMachine:
                 win[:row] = [""] * row
         if final in "EF":
             self._col = 0
-
-
-def _has_controls(s: str) -> bool:
-    """True when s holds a control character other than tab and newline."""
-    if s.isascii():
-        return any(c in s for c in _ASCII_CTRL)
-    return _CTRL.search(s) is not None

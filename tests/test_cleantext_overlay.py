@@ -66,3 +66,33 @@ def test_same_lines_whatever_the_chunking(pieces: list[bytes]) -> None:
     data = b"".join(pieces)
     assert whole(data, max_line=6) == byte_by_byte(data, max_line=6)
     assert whole(data) == byte_by_byte(data)
+
+
+REDRAWS = st.builds(
+    lambda up, lines: b"\x1b[" + up + b"A" + b"".join(b"\x1b[2K" + line + b"\n" for line in lines),
+    st.sampled_from([b"", b"0", b"1", b"2", b"3", b"02", b"123456789"]),
+    st.lists(st.sampled_from([b"", b"a", b"bb", b"ccc ", b"dddddd"]), min_size=1, max_size=4),
+)
+
+
+def test_a_block_redrawn_many_times_shows_its_last_drawing() -> None:
+    block = b"".join(b"\x1b[2A\x1b[2Kbuild %d\n\x1b[2Ktest %d\n" % (n, n) for n in range(5))
+    assert whole(b"build 0\ntest 0\n" + block + b"done\n") == ["build 4", "test 4", "done"]
+    assert whole(b"x\nabc\x1b[1A\x1b[2Kz\n") == ["   z", "abc"]  # the column is kept...
+    assert whole(b"x\nabc\x1b[1A\x1b[2Kz\n\x1b[1A\x1b[2Ky\n") == ["y", "abc"]  # ...once
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            REDRAWS,
+            st.sampled_from([b"a", b"line\n", b"\n", b"\r", b"\x1b[2K", b"\x1b[1A", b"xyz"]),
+        ),
+        max_size=12,
+    )
+)
+def test_redrawn_blocks_give_the_lines_of_the_step_by_step_path(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    assert whole(data, max_line=6) == byte_by_byte(data, max_line=6)
+    assert whole(data) == byte_by_byte(data)
