@@ -20,7 +20,9 @@ from functools import lru_cache
 from typing import Any
 
 import pyte
-from pyte.screens import Cursor, StaticDefaultDict, wcwidth
+from pyte import charsets
+from pyte import modes as mo
+from pyte.screens import Char, Cursor, StaticDefaultDict, wcwidth
 
 from persistproc.repaint import (
     DECTCEM,
@@ -96,9 +98,22 @@ class _Stream(pyte.Stream):
     csi = {final: "_csi_" + name for final, name in pyte.Stream.csi.items()}  # noqa: RUF012
 
 
+class _Cells(dict[str, Char]):
+    """The cells of one set of attributes, made once per character: cells are immutable."""
+
+    def __init__(self, attrs: Char) -> None:
+        super().__init__()
+        self.attrs = attrs
+
+    def __missing__(self, char: str) -> Char:
+        cell = self[char] = self.attrs._replace(data=char)
+        return cell
+
+
 class _Screen(pyte.Screen):
     def __init__(self, columns: int, lines: int) -> None:
         self.saved_main: tuple[Buffer, Cursor] | None = None  # while the alt screen is on
+        self._cells: dict[Char, _Cells] = {}  # by the cursor's attributes, for _draw_plain
         super().__init__(columns, lines)
         for name in set(pyte.Stream.csi.values()):
             setattr(self, "_csi_" + name, _tolerant(getattr(self, name)))
@@ -141,7 +156,11 @@ class _Screen(pyte.Screen):
 
     def draw(self, data: str) -> None:
         if data.isascii() and data.isprintable():
-            super().draw(data)
+            charset = self.g1_charset if self.charset else self.g0_charset
+            if charset is charsets.LAT1_MAP and mo.DECAWM in self.mode and mo.IRM not in self.mode:
+                self._draw_plain(data)
+            else:
+                super().draw(data)
             return
         # pyte abandons a whole run at the first zero-width character it cannot combine (ZWJ,
         # variation selectors, controls, many spacing marks), so split the run around them.
@@ -156,6 +175,30 @@ class _Screen(pyte.Screen):
                 start = index + 1
         if start < len(data):
             super().draw(data[start:] if start else data)
+
+    def _draw_plain(self, data: str) -> None:
+        """pyte's draw for one-column characters with autowrap on and insert mode off (nearly all
+        text a program prints), a row at a time: one cell per distinct character, and no
+        per-character steps (pyte spends about 1.5 µs on each)."""
+        cursor, columns = self.cursor, self.columns
+        cells = self._cells.get(cursor.attrs)
+        if cells is None:
+            if len(self._cells) >= 64:
+                self._cells.clear()
+            cells = self._cells[cursor.attrs] = _Cells(cursor.attrs)
+        start = 0
+        while start < len(data):
+            if cursor.x >= columns:
+                self.dirty.add(cursor.y)
+                self.carriage_return()
+                self.linefeed()
+            x = cursor.x
+            piece = data[start : start + columns - x]
+            row = zip(range(x, x + len(piece)), map(cells.__getitem__, piece), strict=True)
+            self.buffer[cursor.y].update(row)
+            cursor.x = x + len(piece)
+            start += len(piece)
+        self.dirty.add(cursor.y)
 
     def _attach(self, mark: str) -> None:
         x, y = self.cursor.x - 1, self.cursor.y
