@@ -49,25 +49,38 @@ class ManagedProcess:
     def pid(self) -> int | None:
         return self.runs[-1].pid if self.runs else None
 
-    def info(self) -> dict[str, Any]:
+    def _basics(self) -> dict[str, Any]:
         last = self.runs[-1] if self.runs else None
-        log_dir = Path(last.log_dir) if last else None
-        info: dict[str, Any] = {
-            "pid": last.pid if last else None,
+        if last is None:
+            return {
+                **dict.fromkeys(_SUMMARY),
+                "name": self.name,
+                "command": self.command,
+                "working_directory": self.working_directory,
+                "status": Status.STOPPED.value,
+                "restarts": self.restarts,
+                "run": 0,
+            }
+        return {
+            "pid": last.pid,
             "name": self.name,
             "command": self.command,
             "working_directory": self.working_directory,
-            "status": last.status.value if last else Status.STOPPED.value,
-            "exit_code": last.exit_code if last else None,
-            "signal": last.signal if last else None,
-            "started_at": last.started_at if last else None,
-            "ended_at": last.ended_at if last else None,
+            "status": last.status.value,
+            "exit_code": last.exit_code,
+            "signal": last.signal,
+            "started_at": last.started_at,
+            "ended_at": last.ended_at,
             "restarts": self.restarts,
-            "run": last.number if last else 0,
-            "merge_stderr": self.merge_stderr,
-            "log_path": str(log_dir / RAW_LOG) if log_dir else None,
-            "clean_log_path": str(log_dir / "combined.log") if log_dir else None,
+            "run": last.number,
         }
+
+    def info(self) -> dict[str, Any]:
+        info = self._basics()
+        log_dir = self.runs[-1].log_dir if self.runs else None
+        info["merge_stderr"] = self.merge_stderr
+        info["log_path"] = os.path.join(log_dir, RAW_LOG) if log_dir else None
+        info["clean_log_path"] = os.path.join(log_dir, "combined.log") if log_dir else None
         error = self.run.recording.write_error if self.run is not None else None
         info["output_saved"] = error is None
         if error:
@@ -81,10 +94,10 @@ class ManagedProcess:
     def summary(self) -> dict[str, Any]:
         """The entry in a list of processes: what tells them apart and how each is doing. Agents
         list often, so it leaves out the log paths and fields with no value (info() has all)."""
-        info = self.info()
-        kept = {key: info[key] for key in _SUMMARY if info.get(key) is not None}
-        if info.get("log_error"):
-            kept["log_error"] = info["log_error"]
+        kept = {key: value for key, value in self._basics().items() if value is not None}
+        error = self.run.recording.write_error if self.run is not None else None
+        if error:
+            kept["log_error"] = error
         return kept
 
     def to_state(self) -> dict[str, Any]:
