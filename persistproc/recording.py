@@ -42,6 +42,7 @@ class Recording:
         self.attachments: list[Attachment] = []
         self._screen: TerminalScreen | None = None
         self._screen_offset = 0
+        self._shot: ScreenSnapshot | None = None  # the last snapshot, while the screen is unchanged
         self._screen_lock = asyncio.Lock()
         self._raw_first_on_disk: int | None = None
         if live:
@@ -137,11 +138,16 @@ class Recording:
 
     async def screen(self) -> ScreenSnapshot:
         async with self._screen_lock:
-            return (await self._caught_up_screen()).snapshot()
+            screen = await self._caught_up_screen()
+            if self._shot is None:  # the screen changed since the last one was taken
+                self._shot = screen.snapshot()
+            return self._shot
 
     async def _caught_up_screen(self) -> TerminalScreen:
         """The pyte screen fed up to the newest output; rebuilt from the tail when far behind."""
         if self.raw is None:
+            if self._screen is not None:  # an earlier server's run: its log does not change
+                return self._screen
             data = read_tail(self.log_dir / RAW_LOG, SCREEN_REBUILD_BYTES)
             fresh, offset = True, 0
         else:
@@ -156,14 +162,17 @@ class Recording:
         assert screen is not None
         prefix = b"\x1b[?1049h" if fresh and alternate else b""
         self._screen_offset = offset
-        # pyte is slow (about 1 MB/s): feed it off the loop.
-        await asyncio.to_thread(screen.feed, prefix + data)
+        if fresh or data:
+            self._shot = None
+            # pyte is slow (about 1 MB/s): feed it off the loop.
+            await asyncio.to_thread(screen.feed, prefix + data)
         return screen
 
     def resize(self, columns: int, rows: int) -> None:
         self.columns, self.rows = columns, rows
         if self._screen is not None:
             self._screen.resize(columns, rows)
+            self._shot = None
 
     # ----- attached terminals -----------------------------------------------------------------
     def attach(self, read_only: bool, columns: int, rows: int, running: bool) -> Attachment:
