@@ -297,10 +297,12 @@ class TerminalScreen:
         esc = text.rfind("\x1b")
         if esc >= 0 and _INCOMPLETE_TAIL.match(text, esc):
             text, self._carry = text[:esc], text[esc:]
+        if len(text) >= _SKIP_MIN:
+            # first, so the filter below reads only what is kept: what is skipped holds nothing
+            # the filter would change (only text, CR, LF, tab, backspace and plain colors)
+            text = self._skip_scrolled_off(text)
         if "\x1b" in text:
             text = _FILTER.sub(self._replace, text)
-        if len(text) >= _SKIP_MIN:
-            text = self._skip_scrolled_off(text)
         self._stream.feed(text)
 
     def _skip_scrolled_off(self, text: str) -> str:

@@ -11,6 +11,18 @@ from hypothesis import strategies as st
 from persistproc.screen import TerminalScreen
 
 PIECES = ["word ", "\x1b[31m", "\x1b[1;42m", "\x1b[0m", "\x1b[m", "\t", "\b", "\r", "宽", "x" * 90]
+# After the plain stretch: redraws, a scroll region, and what the screen's filter rewrites or drops
+# (a colon SGR, a DCS string, a CSI with a prefix, an APC string left open at the end).
+TAILS = [
+    "",
+    "\x1b[5A\x1b[2Kredrawn",
+    "\x1b[2;5r\nin region",
+    "\x1b]2;title\x07",
+    "\x1b[38:5:1mcolon\r\n",
+    "\x1bPq#0;2;0\x1b\\after",
+    "\x1b[>1uprefixed",
+    "\x1b_left open",
+]
 
 
 def in_small_chunks(data: bytes, columns: int, rows: int) -> TerminalScreen:
@@ -36,7 +48,7 @@ def same(data: bytes, columns: int = 40, rows: int = 10) -> None:
 @settings(max_examples=25, deadline=None)
 @given(
     st.lists(st.lists(st.sampled_from(PIECES), max_size=6), min_size=60, max_size=200),
-    st.sampled_from(["", "\x1b[5A\x1b[2Kredrawn", "\x1b[2;5r\nin region", "\x1b]2;title\x07"]),
+    st.sampled_from(TAILS),
 )
 def test_same_screen_as_feeding_everything(lines: list[list[str]], tail: str) -> None:
     body = "".join("".join(line) + "\r\n" for line in lines)
