@@ -41,13 +41,9 @@ def main() -> int:
 
     try:
         with server() as running:
-            reference = latency.reference(running, quick)
             rows, logs = memory.run(running, quick, workdir)
             section("Server memory (RSS)", rows)
-            section(
-                "Tool latency, median (min-max) of calls",
-                latency.run(running, quick, logs, reference),
-            )
+            section("Tool latency, median (min-max) of calls", latency.run(running, quick, logs))
             section("grep through get_process_output", grep.run(running, quick, logs))
         with server() as running:
             section("Ingestion, median (min-max) of runs", ingest.run(running, quick, workdir))
