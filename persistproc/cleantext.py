@@ -165,7 +165,7 @@ class LineMachine:
             first = " " * self._col + first  # ESC[A keeps the column; later redraws start at 0
         if (
             height <= self._row
-            and len(block) + len(first) <= self._max
+            and len(block) + self._col <= self._max  # no line is split, the first included
             and all(
                 len(lines) == height and escapes.csi_count(up) == height for up, lines in redraws
             )

@@ -26,7 +26,9 @@ BLOCK_BYTES = 1 << 20  # how much text one block search covers
 BLOCK_TIMEOUT = 1.0  # seconds one block search may take; past it the block is read line by line
 # seconds one line may take: a catastrophic pattern cannot hang the server
 REGEX_LINE_TIMEOUT = 0.05
-_LINE_ONLY = ("\\A", "\\Z", "\\z", "\\G", "\\K", "(?<", "(?!", "(?-")
+# Possessive quantifiers and atomic groups too: over a block they may swallow a line end and
+# not give it back, so a `$` after them fails where the line alone would match.
+_LINE_ONLY = ("\\A", "\\Z", "\\z", "\\G", "\\K", "(?<", "(?!", "(?-", "(?>", "*+", "++", "?+", "}+")
 
 
 class Lines(Protocol):
@@ -133,7 +135,9 @@ def _lines_matched(
     position, number, counted = 0, top, 0
     while position <= len(text):
         try:
-            match = block_pattern.search(text, position, timeout=BLOCK_TIMEOUT)
+            # a block search never runs far past the caller's deadline (wait_for_output's)
+            left = max(deadline - time.monotonic(), REGEX_LINE_TIMEOUT)
+            match = block_pattern.search(text, position, timeout=min(BLOCK_TIMEOUT, left))
         except TimeoutError:
             # cannot tell in time: the rest of the block line by line, each with its own limit
             number += text.count("\n", counted, position)

@@ -95,4 +95,13 @@ def test_a_block_redrawn_many_times_shows_its_last_drawing() -> None:
 def test_redrawn_blocks_give_the_lines_of_the_step_by_step_path(pieces: list[bytes]) -> None:
     data = b"".join(pieces)
     assert whole(data, max_line=6) == byte_by_byte(data, max_line=6)
+    assert whole(data, max_line=30) == byte_by_byte(data, max_line=30)
+    assert whole(data) == byte_by_byte(data)
+
+
+def test_a_block_starting_far_right_is_split_as_the_step_by_step_path_splits_it() -> None:
+    """The first redraw starts at the cursor's column: past the line width, its line is split."""
+    data = b"x\n" + b"y" * 29 + b"\x1b[1A\x1b[2Kab\n\x1b[1A\x1b[2K\n"
+    assert whole(data, max_line=30) == byte_by_byte(data, max_line=30)
+    data = b"x\n\x1b[65530G\x1b[1A\x1b[2Kabcdefghij\n\x1b[1A\x1b[2K\n"
     assert whole(data) == byte_by_byte(data)

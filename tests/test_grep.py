@@ -35,6 +35,9 @@ PATTERNS = [
     r"a[^x]*\Kb",
     "(?r)ab",
     "é",
+    r"b\s*+$",  # possessive and atomic: over a block they would swallow the line end
+    r"(?>b\s*)$",
+    r"a{1,2}+b",
 ]
 WORDS = st.text(alphabet="ab \té", max_size=8)
 
@@ -118,3 +121,20 @@ def test_waiting_finds_the_first_new_line_a_line_by_line_search_finds(
         finally:
             store.close()
     assert found == expected
+
+
+def test_waiting_stops_at_its_deadline_even_inside_a_slow_block_search() -> None:
+    lines = ["a" * 28 + "!"] * 3000
+    pattern = regex.compile(r"(a|aa)+$")  # catastrophic on every line
+    with tempfile.TemporaryDirectory() as directory:
+        store = LineStore(Path(directory) / "c.log")
+        store.append(lines)
+        store.flush()
+        snapshot = Snapshot(store, len(lines), [], False, store.first)
+        started = time.monotonic()
+        try:
+            assert output.find(snapshot, pattern, 0, started + 0.2, {}) is None
+        finally:
+            store.close()
+    # a block search used to take its own 1 s budget whatever the deadline
+    assert time.monotonic() - started < 0.7
