@@ -8,7 +8,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pyte.screens import Char
 
-from persistproc import screen
+from persistproc import emulation
+from persistproc.screen import TerminalScreen
 
 PIECES = [
     "a",
@@ -46,14 +47,14 @@ PIECES = [
 ]
 
 
-class PyteDrawing(screen._Screen):
+class PyteDrawing(emulation.Screen):
     """The screen with pyte's drawing of plain text, as before the shortcut."""
 
     def _draw_plain(self, data: str) -> None:
         pyte.Screen.draw(self, data)
 
 
-def cells(drawn: screen._Screen) -> tuple[list[list[Char]], tuple[int, int, Char]]:
+def cells(drawn: emulation.Screen) -> tuple[list[list[Char]], tuple[int, int, Char]]:
     rows = [[drawn.buffer[y][x] for x in range(drawn.columns)] for y in range(drawn.lines)]
     return rows, (drawn.cursor.x, drawn.cursor.y, drawn.cursor.attrs)
 
@@ -69,9 +70,9 @@ def cells(drawn: screen._Screen) -> tuple[list[list[Char]], tuple[int, int, Char
     rows=st.integers(2, 5),
 )
 def test_plain_text_is_drawn_as_pyte_draws_it(pieces: list[str], columns: int, rows: int) -> None:
-    ours, theirs = screen._Screen(columns, rows), PyteDrawing(columns, rows)
+    ours, theirs = emulation.Screen(columns, rows), PyteDrawing(columns, rows)
     for drawn in (ours, theirs):
-        stream = screen._Stream(drawn)
+        stream = emulation.Stream(drawn)
         stream.use_utf8 = False
         stream.feed("".join(pieces))
     assert cells(ours) == cells(theirs)
@@ -79,7 +80,7 @@ def test_plain_text_is_drawn_as_pyte_draws_it(pieces: list[str], columns: int, r
 
 
 def test_the_same_character_in_new_colors_gets_new_cells() -> None:
-    drawn = screen.TerminalScreen(10, 2)
+    drawn = TerminalScreen(10, 2)
     drawn.feed(b"aa\x1b[31maa\x1b[0maa")
     row = drawn._screen.buffer[0]
     assert [row[x].fg for x in range(6)] == ["default"] * 2 + ["red"] * 2 + ["default"] * 2
