@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import regex
@@ -42,6 +44,22 @@ PATTERNS = [
 WORDS = st.text(alphabet="ab \té", max_size=8)
 
 
+@contextmanager
+def stored(lines: list[str], pending: int = 0, cap: int = 2 << 30) -> Iterator[Snapshot]:
+    """A snapshot of a stream: all but the last `pending` lines committed to a store (appended
+    100 at a time, so a small cap rotates it), those last ones still in the window."""
+    committed = len(lines) - pending
+    with tempfile.TemporaryDirectory() as directory:
+        store = LineStore(Path(directory) / "c.log", max_bytes=cap)
+        for at in range(0, committed, 100):
+            store.append(lines[at : min(at + 100, committed)])
+        store.flush()
+        try:
+            yield Snapshot(store, committed, lines[committed:], False, store.first)
+        finally:
+            store.close()
+
+
 def _naive(lines: list[str], pattern: str, count: int, since: int | None, first: int) -> list[int]:
     """Line by line, lines before `first` (dropped by the cap) never match."""
     compiled = regex.compile(pattern)
@@ -70,18 +88,8 @@ def test_blocks_find_what_lines_find(
     block_bytes: int,
     cap: int,
 ) -> None:
-    pending = min(pending, len(lines))
-    committed = len(lines) - pending
-    with tempfile.TemporaryDirectory() as directory:
-        store = LineStore(Path(directory) / "c.log", max_bytes=cap)
-        for at in range(0, committed, 100):
-            store.append(lines[at : min(at + 100, committed)])
-        store.flush()
-        snapshot = Snapshot(store, committed, lines[committed:], False, store.first)
-        try:
-            found, _ = grep.grep(snapshot, regex.compile(pattern), count, since, block_bytes)
-        finally:
-            store.close()
+    with stored(lines, min(pending, len(lines)), cap) as snapshot:
+        found, _ = grep.grep(snapshot, regex.compile(pattern), count, since, block_bytes)
     expected = _naive(lines, pattern, count, since, snapshot.first)
     assert [n for n, _ in found] == expected
     assert all(text == lines[n - 1] for n, text in found)
@@ -99,8 +107,6 @@ def test_waiting_finds_the_first_new_line_a_line_by_line_search_finds(
     lines: list[str], pending: int, pattern: str, after: int, seen_every: int
 ) -> None:
     """wait_for_output's scan (output.find) goes by blocks too, and skips lines it has seen."""
-    pending = min(pending, len(lines))
-    committed = len(lines) - pending
     seen = {n: t for n, t in enumerate(lines, start=1) if seen_every and n % seen_every == 0}
     compiled = regex.compile(pattern)
     expected = next(
@@ -111,30 +117,16 @@ def test_waiting_finds_the_first_new_line_a_line_by_line_search_finds(
         ),
         None,
     )
-    with tempfile.TemporaryDirectory() as directory:
-        store = LineStore(Path(directory) / "c.log")
-        store.append(lines[:committed])
-        store.flush()
-        snapshot = Snapshot(store, committed, lines[committed:], False, store.first)
-        try:
-            found = output.find(snapshot, compiled, after, time.monotonic() + 60, seen)
-        finally:
-            store.close()
+    with stored(lines, min(pending, len(lines))) as snapshot:
+        found = output.find(snapshot, compiled, after, time.monotonic() + 60, seen)
     assert found == expected
 
 
 def test_waiting_stops_at_its_deadline_even_inside_a_slow_block_search() -> None:
     lines = ["a" * 28 + "!"] * 3000
     pattern = regex.compile(r"(a|aa)+$")  # catastrophic on every line
-    with tempfile.TemporaryDirectory() as directory:
-        store = LineStore(Path(directory) / "c.log")
-        store.append(lines)
-        store.flush()
-        snapshot = Snapshot(store, len(lines), [], False, store.first)
+    with stored(lines) as snapshot:
         started = time.monotonic()
-        try:
-            assert output.find(snapshot, pattern, 0, started + 0.2, {}) is None
-        finally:
-            store.close()
+        assert output.find(snapshot, pattern, 0, started + 0.2, {}) is None
     # a block search used to take its own 1 s budget whatever the deadline
     assert time.monotonic() - started < 0.9

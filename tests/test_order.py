@@ -10,22 +10,19 @@ moves the rest late) finds the whole traceback readable too.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import in_memory
 import pytest
 from conftest import fixture_cmd
 from fastmcp import Client
 from hypothesis import given
 from hypothesis import strategies as st
-from survivors import kill_tagged
 
 from persistproc import run
 from persistproc.interleave import BACKLOG_BYTES, Interleaving
-from persistproc.server.tools import build_mcp
-from persistproc.supervisor import Supervisor
 
 FULL = b"x" * 4095
 TOKEN_ENV = "PERSISTPROC_TEST_ORDER_TOKEN"
@@ -122,19 +119,8 @@ def test_every_chunk_is_ingested_once_each_stream_in_order(
 
 @pytest.fixture
 async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Client[Any]]:
-    token = uuid.uuid4().hex
-    monkeypatch.setenv(TOKEN_ENV, token)
-    supervisor = Supervisor(tmp_path / "data")
-    await supervisor.load()
-    try:
-        async with Client(build_mcp(supervisor)) as connected:
-            yield connected
-    finally:
-        try:
-            await supervisor.shutdown()
-        finally:
-            leftovers = kill_tagged(token, TOKEN_ENV)
-    assert not leftovers, f"processes outlived Supervisor.shutdown(): {leftovers}"
+    async with in_memory.serve(tmp_path / "data", monkeypatch, TOKEN_ENV) as (connected, _, _):
+        yield connected
 
 
 def stall_until(path: Path, timeout: float = 15.0) -> None:

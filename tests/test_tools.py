@@ -14,15 +14,15 @@ import re
 import shlex
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import in_memory
 import psutil
 import pytest
 from fastmcp import Client
-from survivors import kill_tagged, tagged
+from survivors import tagged
 
 from persistproc import grep
 from persistproc.config import RUN_MARKER_ENV
@@ -116,21 +116,11 @@ def _size(data: Any) -> int:
 
 @pytest.fixture
 async def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Tools]:
-    token = uuid.uuid4().hex
-    monkeypatch.setenv(TOKEN_ENV, token)
     work = tmp_path / "work"
     work.mkdir()
-    supervisor = Supervisor(tmp_path / "data")
-    await supervisor.load()
-    try:
-        async with Client(build_mcp(supervisor)) as client:
-            yield Tools(client, supervisor, work, token)
-    finally:
-        try:
-            await supervisor.shutdown()
-        finally:
-            leftovers = kill_tagged(token, TOKEN_ENV)
-    assert not leftovers, f"processes outlived Supervisor.shutdown(): {leftovers}"
+    async with in_memory.serve(tmp_path / "data", monkeypatch, TOKEN_ENV) as served:
+        client, supervisor, token = served
+        yield Tools(client, supervisor, work, token)
 
 
 async def start_sentinel(tools: Tools) -> dict[str, Any]:
