@@ -77,8 +77,6 @@ def grep(
                 matches.append((number, text))
                 if len(matches) >= lines:
                     break
-            if time.monotonic() > deadline:
-                raise DeadlinePassed(number)
         else:
             return (matches[::-1] if backwards else matches), snapshot.total
     except DeadlinePassed as stopped:
@@ -99,7 +97,8 @@ def candidates(
 ) -> Iterator[tuple[int, str]]:
     """The lines from `first` on that may match, in scan order: every line of each block where
     the pattern finds something when searched over the whole block (every line of every block
-    for patterns that cannot be). Raises DeadlinePassed once the monotonic deadline passes."""
+    for patterns that cannot be). Raises DeadlinePassed once the monotonic deadline passes, checked
+    after each line the caller has looked at and after each block."""
     first = max(first, snapshot.first)
     block_pattern = _block_pattern(pattern)
     committed = text_blocks(snapshot.store, first, snapshot.committed, backwards, block_bytes)
@@ -118,7 +117,10 @@ def candidates(
             if block_pattern is None
             else _lines_matched(block_pattern, text, top, deadline)
         )
-        yield from reversed(list(found)) if backwards else found
+        for number, line in reversed(list(found)) if backwards else found:
+            yield number, line
+            if time.monotonic() > deadline:
+                raise DeadlinePassed(number)
         if time.monotonic() > deadline:
             raise DeadlinePassed(top)
 

@@ -8,7 +8,6 @@ again once it is finished.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,16 +200,13 @@ def find(
     """The first line after line `after` that matches, unfinished last line included, skipping
     lines that still read as they did in `seen`; None when nothing matches or the monotonic
     `deadline` passes first."""
+    seen = seen or {}
     try:
         for number, text in candidates(snapshot, pattern, after + 1, False, deadline):
-            if seen and seen.get(number) == text:
-                continue
-            if search(pattern, text):
+            if seen.get(number) != text and search(pattern, text):
                 return number, text
-            if time.monotonic() > deadline:
-                return None
     except DeadlinePassed:
-        return None
+        pass
     return None
 
 

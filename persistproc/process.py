@@ -14,19 +14,6 @@ from persistproc.rawlog import RAW_LOG
 from persistproc.run import Run
 
 STATE_VERSION = 1
-_SUMMARY = (
-    "pid",
-    "name",
-    "command",
-    "working_directory",
-    "status",
-    "exit_code",
-    "signal",
-    "started_at",
-    "ended_at",
-    "restarts",
-    "run",
-)
 
 
 @dataclass
@@ -51,28 +38,18 @@ class ManagedProcess:
 
     def _basics(self) -> dict[str, Any]:
         last = self.runs[-1] if self.runs else None
-        if last is None:
-            return {
-                **dict.fromkeys(_SUMMARY),
-                "name": self.name,
-                "command": self.command,
-                "working_directory": self.working_directory,
-                "status": Status.STOPPED.value,
-                "restarts": self.restarts,
-                "run": 0,
-            }
         return {
-            "pid": last.pid,
+            "pid": last.pid if last else None,
             "name": self.name,
             "command": self.command,
             "working_directory": self.working_directory,
-            "status": last.status.value,
-            "exit_code": last.exit_code,
-            "signal": last.signal,
-            "started_at": last.started_at,
-            "ended_at": last.ended_at,
+            "status": last.status.value if last else Status.STOPPED.value,
+            "exit_code": last.exit_code if last else None,
+            "signal": last.signal if last else None,
+            "started_at": last.started_at if last else None,
+            "ended_at": last.ended_at if last else None,
             "restarts": self.restarts,
-            "run": last.number,
+            "run": last.number if last else 0,
         }
 
     def info(self) -> dict[str, Any]:
